@@ -65,26 +65,26 @@ func (s *Store) ReadAll(ctx context.Context, after domain.Checkpoint, limit int)
 	return evs, nil
 }
 
-// Seek returns the checkpoint of the n-th event after checkpoint in the
-// global order (n ≥ 1), or ok=false if fewer than n events are readable.
-func (s *Store) Seek(ctx context.Context, after domain.Checkpoint, n int64) (cp domain.Checkpoint, ok bool, err error) {
+// Nth returns the n-th event (n ≥ 1) after checkpoint in the global order,
+// or ok=false if fewer than n events are readable.
+func (s *Store) Nth(ctx context.Context, after domain.Checkpoint, n int64) (e domain.Event, ok bool, err error) {
 	if n <= 0 {
-		return after, true, nil
+		return e, false, fmt.Errorf("eventstore: nth: n must be ≥ 1, got %d", n)
 	}
-	err = s.pool.QueryRow(ctx, `
-		SELECT tx_id::text::bigint, position
+	err = scanEvent(s.pool.QueryRow(ctx, `
+		SELECT `+eventColumns+`
 		FROM events
 		WHERE (tx_id, position) > ($1::bigint::text::xid8, $2::bigint)
 		  AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
 		ORDER BY tx_id, position
-		OFFSET $3 LIMIT 1`, after.TxID, after.Position, n-1).Scan(&cp.TxID, &cp.Position)
+		OFFSET $3 LIMIT 1`, after.TxID, after.Position, n-1), &e)
 	if err == pgx.ErrNoRows {
-		return domain.Checkpoint{}, false, nil
+		return e, false, nil
 	}
 	if err != nil {
-		return domain.Checkpoint{}, false, fmt.Errorf("eventstore: seek: %w", err)
+		return e, false, fmt.Errorf("eventstore: nth: %w", err)
 	}
-	return cp, true, nil
+	return e, true, nil
 }
 
 // Pending counts, up to limit, the events after checkpoint that are committed

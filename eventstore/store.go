@@ -127,9 +127,9 @@ func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, meta domain.Metadata, a
 	events := make([]domain.Event, 0, n)
 	cols := struct {
 		id, tenant, stype, sid, typ, data []string
-		version                            []int64
-		schema                             []int32
-		hash                               [][]byte
+		version                           []int64
+		schema                            []int32
+		hash                              [][]byte
 	}{}
 	for _, a := range appends {
 		h := prev[a.StreamID]

@@ -256,14 +256,14 @@ func TestReadAllPagesInGlobalOrder(t *testing.T) {
 	}
 	assert.Equal(t, want, got)
 
-	// Seek lands on the n-th event after a checkpoint.
+	// Nth lands on the n-th event after a checkpoint.
 	first, err := s.ReadAll(ctx, domain.Checkpoint{}, 5)
 	require.NoError(t, err)
-	cp5, ok, err := s.Seek(ctx, domain.Checkpoint{}, 5)
+	e5, ok, err := s.Nth(ctx, domain.Checkpoint{}, 5)
 	require.NoError(t, err)
 	require.True(t, ok)
-	assert.Equal(t, first[4].Checkpoint(), cp5)
-	_, ok, err = s.Seek(ctx, domain.Checkpoint{}, 1<<40)
+	assert.Equal(t, first[4].ID, e5.ID)
+	_, ok, err = s.Nth(ctx, domain.Checkpoint{}, 1<<40)
 	require.NoError(t, err)
 	assert.False(t, ok)
 }

@@ -45,11 +45,12 @@ ALTER TABLE events ENABLE ALWAYS TRIGGER events_no_truncate;
 
 -- relay_log: one row per batch the relay got acknowledged by JetStream. seq is
 -- the JetStream stream sequence of the batch's last event (== the event's
--- ordinal in the global order); (tx_id, position) is that event's checkpoint.
+-- ordinal in the global order); event_id and (tx_id, position) identify it.
 -- The newest row is the relay's checkpoint; older rows map a stream sequence
 -- back to the event store when a lost JetStream tail must be republished.
 CREATE TABLE relay_log (
     seq         bigint      PRIMARY KEY CHECK (seq > 0),
+    event_id    text        NOT NULL,
     tx_id       bigint      NOT NULL,
     position    bigint      NOT NULL,
     recorded_at timestamptz NOT NULL DEFAULT now()
