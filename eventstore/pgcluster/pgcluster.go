@@ -66,6 +66,10 @@ type Options struct {
 	DataDir string       // cluster data directory, e.g. "./data/pg" (created by initdb if empty/missing)
 	Logger  *slog.Logger // nil = slog.Default()
 	Fast    bool         // tests: fsync=off, synchronous_commit=off, full_page_writes=off
+	// Attach connects to a server already running on DataDir (started by
+	// another arrears process, e.g. `arrears serve`) instead of stopping it;
+	// Stop then leaves that server running. Command-line tools use it.
+	Attach bool
 }
 
 // Cluster is a running private PostgreSQL server started by Start.
@@ -84,6 +88,7 @@ type Cluster struct {
 	stopping atomic.Bool // set once Stop has begun; the exit is then expected
 	stopMu   sync.Mutex  // serialises Stop calls
 	stopped  bool        // guarded by stopMu
+	attached bool        // started by another process: never stopped by us
 }
 
 // runUser is the unprivileged OS user the server runs as when we are root.
@@ -213,6 +218,12 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	logger = logger.With("component", "pgcluster", "data_dir", dataDir)
 
+	if opts.Attach {
+		if port, ok := runningPort(dataDir); ok {
+			logger.Info("using the PostgreSQL server already running on the data directory", "port", port)
+			return &Cluster{dataDir: dataDir, binDir: binDir, logPath: logPath, port: port, logger: logger, attached: true}, nil
+		}
+	}
 	if err := stopOrphan(dataDir, logger); err != nil {
 		return nil, err
 	}
@@ -632,7 +643,7 @@ func (c *Cluster) EnsureDatabase(ctx context.Context, name string) error {
 func (c *Cluster) Stop(ctx context.Context) error {
 	c.stopMu.Lock()
 	defer c.stopMu.Unlock()
-	if c.stopped {
+	if c.stopped || c.attached {
 		return nil
 	}
 	c.stopped = true
@@ -718,6 +729,28 @@ func stopOrphan(dataDir string, logger *slog.Logger) error {
 		return nil
 	}
 	return fmt.Errorf("pgcluster: PostgreSQL (pid %d) left running by a previous run on %s could not be stopped", pid, dataDir)
+}
+
+// runningPort returns the port of a live postmaster serving dataDir, read
+// from its postmaster.pid (line 1: pid, line 4: port).
+func runningPort(dataDir string) (int, bool) {
+	data, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	if err != nil {
+		return 0, false
+	}
+	lines := strings.Split(string(data), "\n")
+	if len(lines) < 4 {
+		return 0, false
+	}
+	pid, err1 := strconv.Atoi(strings.TrimSpace(lines[0]))
+	port, err2 := strconv.Atoi(strings.TrimSpace(lines[3]))
+	if err1 != nil || err2 != nil || pid <= 0 || port <= 0 {
+		return 0, false
+	}
+	if !processAlive(pid) || !isPostmasterOf(pid, dataDir) {
+		return 0, false
+	}
+	return port, true
 }
 
 // waitGone polls until process pid no longer exists or timeout passes.

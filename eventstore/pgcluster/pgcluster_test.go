@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -377,4 +378,23 @@ func TestStartRelativeDataDir(t *testing.T) {
 	require.NoError(t, c.EnsureDatabase(t.Context(), `odd "name"`))
 	var one int
 	require.NoError(t, connect(t, c, `odd "name"`).QueryRow(t.Context(), "SELECT 1").Scan(&one))
+}
+
+func TestAttachLeavesServerRunning(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	require.NoError(t, os.Chmod(dir, 0o755))
+	require.NoError(t, os.Chmod(filepath.Dir(dir), 0o755))
+	owner, err := Start(ctx, Options{DataDir: dir + "/pg", Fast: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = owner.Stop(context.Background()) })
+
+	tool, err := Start(ctx, Options{DataDir: dir + "/pg", Fast: true, Attach: true})
+	require.NoError(t, err)
+	assert.Equal(t, owner.URL("postgres"), tool.URL("postgres"))
+	require.NoError(t, tool.Stop(ctx))
+
+	conn, err := pgx.Connect(ctx, owner.URL("postgres"))
+	require.NoError(t, err, "the owner's server must still run after the attached tool stopped")
+	require.NoError(t, conn.Close(ctx))
 }

@@ -1,0 +1,300 @@
+// Package projections holds arrears' read models and the engine that folds
+// events into them exactly once: each batch of events and the projection's
+// checkpoint are written in one PostgreSQL transaction.
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/arrears/arrears/domain"
+	"github.com/arrears/arrears/eventstore"
+)
+
+// Projection is a read model built from events. Apply must be a pure function
+// of the events and the rows it already wrote: no clocks, no other tables, no
+// metadata beyond the sandbox flag (events from NATS carry only that), so
+// that a rebuild from the event store equals the live result.
+type Projection interface {
+	// Name is unique and stable: it keys the checkpoint and the consumer.
+	Name() string
+	// Tables are the tables the projection owns (emptied by a rebuild),
+	// each with the columns that order its rows for comparison.
+	Tables() []Table
+	// Apply folds events, in global order, inside tx.
+	Apply(ctx context.Context, tx pgx.Tx, events []domain.Event) error
+}
+
+// Table is a projection-owned table and the columns of its primary key.
+type Table struct {
+	Name string
+	Key  []string
+}
+
+// Checkpoint is a projection's progress: the relay sequence (ordinal in the
+// global order) of its last applied event, and that event's checkpoint.
+type Checkpoint struct {
+	Seq int64
+	domain.Checkpoint
+}
+
+// Sequenced is an event with its relay sequence.
+type Sequenced struct {
+	Seq   int64
+	Event domain.Event
+}
+
+// Engine applies events to projections transactionally.
+type Engine struct {
+	pool  *pgxpool.Pool
+	store *eventstore.Store
+}
+
+// NewEngine returns an Engine.
+func NewEngine(store *eventstore.Store) *Engine {
+	return &Engine{pool: store.Pool(), store: store}
+}
+
+// Load returns p's checkpoint.
+func (en *Engine) Load(ctx context.Context, name string) (Checkpoint, error) {
+	var cp Checkpoint
+	err := en.pool.QueryRow(ctx, `SELECT seq, tx_id, position FROM projection_checkpoints WHERE name = $1`, name).
+		Scan(&cp.Seq, &cp.TxID, &cp.Position)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Checkpoint{}, nil
+	}
+	if err != nil {
+		return cp, fmt.Errorf("projections: load %s: %w", name, err)
+	}
+	return cp, nil
+}
+
+// lock locks p's checkpoint row for the transaction and returns it. Every
+// writer of a projection takes this lock first, so live runners, several
+// processes and a rebuild serialise on it.
+func lock(ctx context.Context, tx pgx.Tx, name string) (Checkpoint, error) {
+	if _, err := tx.Exec(ctx, `INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, name); err != nil {
+		return Checkpoint{}, fmt.Errorf("projections: checkpoint %s: %w", name, err)
+	}
+	var cp Checkpoint
+	if err := tx.QueryRow(ctx, `SELECT seq, tx_id, position FROM projection_checkpoints WHERE name = $1 FOR UPDATE`, name).
+		Scan(&cp.Seq, &cp.TxID, &cp.Position); err != nil {
+		return cp, fmt.Errorf("projections: lock %s: %w", name, err)
+	}
+	return cp, nil
+}
+
+func save(ctx context.Context, tx pgx.Tx, name string, cp Checkpoint) error {
+	_, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET seq = $2, tx_id = $3, position = $4, updated_at = now() WHERE name = $1`,
+		name, cp.Seq, cp.TxID, cp.Position)
+	if err != nil {
+		return fmt.Errorf("projections: save %s: %w", name, err)
+	}
+	return nil
+}
+
+// Result says what an Apply did.
+type Result struct {
+	Checkpoint Checkpoint
+	Applied    int // events applied (including backfilled)
+	Duplicates int // events skipped as already applied
+	Backfilled int // events read from the event store to fill a gap
+}
+
+// maxInlineBackfill bounds the gap Apply fills inside its own transaction;
+// larger gaps are first closed by CatchUp in batches.
+const maxInlineBackfill = 10_000
+
+// Apply applies events (sorted by Seq, typically a JetStream batch) to p in
+// one transaction with its checkpoint: events at or below the checkpoint are
+// duplicates and skipped; a jump in sequence is filled from the event store,
+// so no event is ever skipped.
+func (en *Engine) Apply(ctx context.Context, p Projection, events []Sequenced) (Result, error) {
+	if len(events) == 0 {
+		return Result{}, nil
+	}
+	sort.Slice(events, func(i, j int) bool { return events[i].Seq < events[j].Seq })
+	// Close a large leading gap first, in its own transactions.
+	if cp, err := en.Load(ctx, p.Name()); err != nil {
+		return Result{}, err
+	} else if events[0].Seq-cp.Seq-1 > maxInlineBackfill {
+		if _, err := en.CatchUp(ctx, p, events[0].Seq-1, 1000); err != nil {
+			return Result{}, err
+		}
+	}
+
+	var res Result
+	err := pgx.BeginFunc(ctx, en.pool, func(tx pgx.Tx) error {
+		res = Result{}
+		cp, err := lock(ctx, tx, p.Name())
+		if err != nil {
+			return err
+		}
+		batch := make([]domain.Event, 0, len(events))
+		for _, s := range events {
+			if s.Seq <= cp.Seq {
+				res.Duplicates++
+				continue
+			}
+			if gap := s.Seq - cp.Seq - 1; gap > 0 {
+				missing, err := en.read(ctx, cp.Checkpoint, gap)
+				if err != nil {
+					return fmt.Errorf("projections: %s: backfill %d events before sequence %d: %w", p.Name(), gap, s.Seq, err)
+				}
+				batch = append(batch, missing...)
+				res.Backfilled += len(missing)
+				cp = Checkpoint{Seq: cp.Seq + gap, Checkpoint: missing[len(missing)-1].Checkpoint()}
+			}
+			e := s.Event
+			if e.TxID == 0 {
+				return fmt.Errorf("projections: %s: event %s (sequence %d) lacks its transaction id", p.Name(), e.ID, s.Seq)
+			}
+			batch = append(batch, e)
+			cp = Checkpoint{Seq: s.Seq, Checkpoint: e.Checkpoint()}
+		}
+		if len(batch) == 0 {
+			res.Checkpoint = cp
+			return nil
+		}
+		if err := p.Apply(ctx, tx, batch); err != nil {
+			return fmt.Errorf("projections: %s: apply: %w", p.Name(), err)
+		}
+		res.Applied, res.Checkpoint = len(batch), cp
+		return save(ctx, tx, p.Name(), cp)
+	})
+	return res, err
+}
+
+// read returns exactly n events after cp from the event store.
+func (en *Engine) read(ctx context.Context, cp domain.Checkpoint, n int64) ([]domain.Event, error) {
+	out := make([]domain.Event, 0, n)
+	for int64(len(out)) < n {
+		evs, err := en.store.ReadAll(ctx, cp, int(min(n-int64(len(out)), 5000)))
+		if err != nil {
+			return nil, err
+		}
+		if len(evs) == 0 {
+			return nil, fmt.Errorf("event store has only %d of the %d events after %+v", len(out), n, cp)
+		}
+		out = append(out, evs...)
+		cp = evs[len(evs)-1].Checkpoint()
+	}
+	return out, nil
+}
+
+// CatchUp applies events from the event store until p's sequence reaches
+// target (or, with target < 0, the end of readable history), batch events
+// per transaction.
+func (en *Engine) CatchUp(ctx context.Context, p Projection, target int64, batch int) (Result, error) {
+	var total Result
+	for {
+		var done bool
+		err := pgx.BeginFunc(ctx, en.pool, func(tx pgx.Tx) error {
+			cp, err := lock(ctx, tx, p.Name())
+			if err != nil {
+				return err
+			}
+			total.Checkpoint = cp
+			n := int64(batch)
+			if target >= 0 {
+				n = min(n, target-cp.Seq)
+			}
+			if n <= 0 {
+				done = true
+				return nil
+			}
+			evs, err := en.store.ReadAll(ctx, cp.Checkpoint, int(n))
+			if err != nil {
+				return err
+			}
+			if len(evs) == 0 {
+				done = true
+				return nil
+			}
+			if err := p.Apply(ctx, tx, evs); err != nil {
+				return fmt.Errorf("projections: %s: apply: %w", p.Name(), err)
+			}
+			cp = Checkpoint{Seq: cp.Seq + int64(len(evs)), Checkpoint: evs[len(evs)-1].Checkpoint()}
+			total.Checkpoint = cp
+			total.Applied += len(evs)
+			total.Backfilled += len(evs)
+			return save(ctx, tx, p.Name(), cp)
+		})
+		if err != nil {
+			return total, err
+		}
+		if done {
+			return total, nil
+		}
+	}
+}
+
+// Rebuild empties p's tables and folds the whole event history into them in
+// ONE transaction, so readers see the old state until the new one is
+// complete, and live runners wait on the checkpoint lock meanwhile.
+// progress, if set, is called after each page of events.
+func (en *Engine) Rebuild(ctx context.Context, p Projection, progress func(applied int64)) (Checkpoint, error) {
+	var cp Checkpoint
+	err := pgx.BeginFunc(ctx, en.pool, func(tx pgx.Tx) error {
+		if _, err := lock(ctx, tx, p.Name()); err != nil {
+			return err
+		}
+		names := make([]string, 0, len(p.Tables()))
+		for _, t := range p.Tables() {
+			names = append(names, pgx.Identifier{t.Name}.Sanitize())
+		}
+		if _, err := tx.Exec(ctx, `TRUNCATE `+strings.Join(names, ", ")); err != nil {
+			return fmt.Errorf("projections: %s: truncate: %w", p.Name(), err)
+		}
+		cp = Checkpoint{}
+		for {
+			evs, err := en.store.ReadAll(ctx, cp.Checkpoint, 5000)
+			if err != nil {
+				return err
+			}
+			if len(evs) == 0 {
+				break
+			}
+			if err := p.Apply(ctx, tx, evs); err != nil {
+				return fmt.Errorf("projections: %s: apply: %w", p.Name(), err)
+			}
+			cp = Checkpoint{Seq: cp.Seq + int64(len(evs)), Checkpoint: evs[len(evs)-1].Checkpoint()}
+			if progress != nil {
+				progress(cp.Seq)
+			}
+		}
+		return save(ctx, tx, p.Name(), cp)
+	})
+	return cp, err
+}
+
+// Dump returns every row of p's tables as JSON text, in key order: the
+// comparable state of the projection.
+func Dump(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, p Projection) (map[string][]string, error) {
+	out := make(map[string][]string, len(p.Tables()))
+	for _, t := range p.Tables() {
+		keys := make([]string, len(t.Key))
+		for i, k := range t.Key {
+			keys[i] = pgx.Identifier{k}.Sanitize()
+		}
+		tbl := pgx.Identifier{t.Name}.Sanitize()
+		rows, err := q.Query(ctx, `SELECT to_jsonb(t)::text FROM `+tbl+` t ORDER BY `+strings.Join(keys, ", "))
+		if err != nil {
+			return nil, fmt.Errorf("projections: dump %s: %w", t.Name, err)
+		}
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return nil, fmt.Errorf("projections: dump %s: %w", t.Name, err)
+		}
+		out[t.Name] = lines
+	}
+	return out, nil
+}

@@ -1,0 +1,236 @@
+package workers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/arrears/arrears/domain"
+	"github.com/arrears/arrears/eventstore"
+	"github.com/arrears/arrears/projections"
+)
+
+// ProjectorConfig tunes a projection runner.
+type ProjectorConfig struct {
+	NATS      NATSConfig
+	BatchSize int           // messages per fetch and per transaction; default 500
+	MaxWait   time.Duration // fetch wait; default 1s
+	AckWait   time.Duration // JetStream redelivery delay of unacked messages; default 30s
+	// IdleBackfill: after this many empty fetches while the relay is ahead of
+	// the projection, read the missing events from the event store; default 2.
+	IdleBackfill int
+}
+
+func (c ProjectorConfig) withDefaults() ProjectorConfig {
+	c.NATS = c.NATS.WithDefaults()
+	if c.BatchSize <= 0 {
+		c.BatchSize = 500
+	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = time.Second
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.IdleBackfill <= 0 {
+		c.IdleBackfill = 2
+	}
+	return c
+}
+
+// Projector runs one projection from a durable JetStream pull consumer. Each
+// fetched batch is applied with its checkpoint in one transaction, then acked;
+// duplicates are skipped by sequence; a jump in the sequence (messages lost or
+// expired in JetStream) is filled from the event store.
+type Projector struct {
+	p      projections.Projection
+	engine *projections.Engine
+	store  *eventstore.Store
+	js     jetstream.JetStream
+	cfg    ProjectorConfig
+	log    *slog.Logger
+}
+
+// NewProjector returns a runner for p.
+func NewProjector(p projections.Projection, store *eventstore.Store, nc *nats.Conn, cfg ProjectorConfig, log *slog.Logger) (*Projector, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("projector %s: %w", p.Name(), err)
+	}
+	return &Projector{p: p, engine: projections.NewEngine(store), store: store, js: js, cfg: cfg.withDefaults(),
+		log: log.With("component", "projector", "projection", p.Name())}, nil
+}
+
+// ConsumerName is the durable consumer of projection name.
+func ConsumerName(name string) string { return "arrears_proj_" + name }
+
+// Run applies events until ctx is done; errors are logged and retried.
+func (w *Projector) Run(ctx context.Context) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := w.run(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		w.log.Warn("projector restarting", "err", err)
+		if !sleep(ctx, backoff) {
+			return nil
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (w *Projector) run(ctx context.Context) error {
+	cp, err := w.engine.Load(ctx, w.p.Name())
+	if err != nil {
+		return err
+	}
+	if _, err := EnsureStream(ctx, w.js, w.cfg.NATS); err != nil {
+		return err
+	}
+	cons, err := w.js.CreateOrUpdateConsumer(ctx, w.cfg.NATS.Stream, jetstream.ConsumerConfig{
+		Durable:       ConsumerName(w.p.Name()),
+		Description:   "arrears projection " + w.p.Name(),
+		FilterSubject: w.cfg.NATS.SubjectPrefix + ".>",
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   uint64(cp.Seq) + 1,
+		AckPolicy:     jetstream.AckAllPolicy,
+		AckWait:       w.cfg.AckWait,
+		MaxAckPending: 4 * w.cfg.BatchSize,
+		MaxDeliver:    -1,
+	})
+	if err != nil {
+		return fmt.Errorf("consumer: %w", err)
+	}
+	projectionSequence.WithLabelValues(w.p.Name()).Set(float64(cp.Seq))
+	w.log.Info("projector started", "sequence", cp.Seq)
+
+	idle := 0
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		batch, err := cons.Fetch(w.cfg.BatchSize, jetstream.FetchMaxWait(w.cfg.MaxWait))
+		if err != nil {
+			return fmt.Errorf("fetch: %w", err)
+		}
+		var msgs []jetstream.Msg
+		var events []projections.Sequenced
+		for m := range batch.Messages() {
+			s, err := decode(m)
+			if err != nil {
+				// Not ours or corrupt: the sequence is still accounted for,
+				// and the event comes from the event store instead.
+				w.log.Warn("undecodable message; the event store will fill it", "err", err)
+			} else {
+				events = append(events, s)
+			}
+			msgs = append(msgs, m)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			w.log.Debug("fetch ended", "err", err)
+		}
+		if len(msgs) == 0 {
+			idle++
+			if idle >= w.cfg.IdleBackfill {
+				idle = 0
+				if err := w.backfillIfBehind(ctx); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		idle = 0
+		res, err := w.engine.Apply(ctx, w.p, events)
+		if err != nil {
+			return err
+		}
+		if err := msgs[len(msgs)-1].Ack(); err != nil { // AckAll: acks the whole batch
+			w.log.Debug("ack failed; messages will be redelivered as duplicates", "err", err)
+		}
+		w.observe(res, events)
+	}
+}
+
+// backfillIfBehind reads events the relay has published but JetStream did
+// not deliver (deleted, expired, consumer ahead of a restored stream).
+func (w *Projector) backfillIfBehind(ctx context.Context) error {
+	var relaySeq int64
+	err := w.store.Pool().QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM relay_log`).Scan(&relaySeq)
+	if err != nil {
+		return fmt.Errorf("relay sequence: %w", err)
+	}
+	cp, err := w.engine.Load(ctx, w.p.Name())
+	if err != nil {
+		return err
+	}
+	if relaySeq <= cp.Seq {
+		return nil
+	}
+	res, err := w.engine.CatchUp(ctx, w.p, relaySeq, w.cfg.BatchSize)
+	if err != nil {
+		return err
+	}
+	if res.Applied > 0 {
+		w.log.Info("projection behind the relay with nothing delivered: caught up from the event store",
+			"from", cp.Seq, "to", res.Checkpoint.Seq)
+	}
+	w.observe(res, nil)
+	return nil
+}
+
+func (w *Projector) observe(res projections.Result, events []projections.Sequenced) {
+	name := w.p.Name()
+	projectionEvents.WithLabelValues(name).Add(float64(res.Applied))
+	projectionSequence.WithLabelValues(name).Set(float64(res.Checkpoint.Seq))
+	if res.Backfilled > 0 {
+		projectionBackfills.WithLabelValues(name).Inc()
+		w.log.Info("filled a sequence gap from the event store", "events", res.Backfilled, "sequence", res.Checkpoint.Seq)
+	}
+	if res.Duplicates == 0 {
+		now := time.Now()
+		for _, s := range events {
+			projectionLag.WithLabelValues(name).Observe(now.Sub(s.Event.RecordedAt).Seconds())
+		}
+	}
+}
+
+// decode turns a relayed message into an event with its relay sequence.
+func decode(m jetstream.Msg) (projections.Sequenced, error) {
+	md, err := m.Metadata()
+	if err != nil {
+		return projections.Sequenced{}, err
+	}
+	var ce domain.CloudEvent
+	if err := json.Unmarshal(m.Data(), &ce); err != nil {
+		return projections.Sequenced{}, fmt.Errorf("sequence %d: %w", md.Sequence.Stream, err)
+	}
+	e, err := ce.Event()
+	if err != nil {
+		return projections.Sequenced{}, fmt.Errorf("sequence %d: %w", md.Sequence.Stream, err)
+	}
+	if e.TxID, err = strconv.ParseInt(m.Headers().Get(HeaderTxID), 10, 64); err != nil {
+		return projections.Sequenced{}, fmt.Errorf("sequence %d: header %s: %w", md.Sequence.Stream, HeaderTxID, err)
+	}
+	return projections.Sequenced{Seq: int64(md.Sequence.Stream), Event: e}, nil
+}
+
+// Projectors returns a runner for every projection.
+func Projectors(store *eventstore.Store, nc *nats.Conn, cfg ProjectorConfig, log *slog.Logger) ([]*Projector, error) {
+	var out []*Projector
+	for _, p := range projections.All() {
+		w, err := NewProjector(p, store, nc, cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, w)
+	}
+	return out, nil
+}
