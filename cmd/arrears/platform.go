@@ -34,6 +34,7 @@ type platform struct {
 }
 
 type platformOptions struct {
+	mode   string // application_name suffix: serve, api, relay, worker, tool
 	nats   bool // connect to (or embed) NATS
 	attach bool // a tool: use a private cluster another process runs, do not stop it
 }
@@ -69,6 +70,9 @@ func openPlatform(ctx context.Context, cfg Config, log *slog.Logger, opts platfo
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	pcfg.MaxConns = cfg.DBMaxConns
+	if _, set := pcfg.ConnConfig.RuntimeParams["application_name"]; !set {
+		pcfg.ConnConfig.RuntimeParams["application_name"] = "arrears-" + opts.mode
+	}
 	if p.pool, err = pgxpool.NewWithConfig(ctx, pcfg); err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}

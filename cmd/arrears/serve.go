@@ -35,7 +35,7 @@ func serve(ctx context.Context, mode string) error {
 	runRelay := mode == "serve" || mode == "relay"
 	runWorkers := mode == "serve" || mode == "worker"
 
-	p, err := openPlatform(ctx, cfg, log, platformOptions{nats: runRelay || runWorkers})
+	p, err := openPlatform(ctx, cfg, log, platformOptions{mode: mode, nats: runRelay || runWorkers})
 	if err != nil {
 		return err
 	}

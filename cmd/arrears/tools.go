@@ -26,7 +26,7 @@ func tool(ctx context.Context) (*platform, error) {
 	if err != nil {
 		return nil, err
 	}
-	return openPlatform(ctx, cfg, log, platformOptions{attach: true})
+	return openPlatform(ctx, cfg, log, platformOptions{mode: "tool", attach: true})
 }
 
 func migrate(ctx context.Context, args []string) error {
