@@ -68,8 +68,9 @@ type Relay struct {
 	log   *slog.Logger
 	wake  chan struct{}
 
-	leader atomic.Bool
-	seq    atomic.Uint64
+	leader  atomic.Bool
+	seq     atomic.Uint64
+	lastErr atomic.Pointer[error]
 }
 
 // NewRelay returns a relay publishing through nc.
@@ -95,6 +96,23 @@ func (r *Relay) Leader() bool { return r.leader.Load() }
 
 // Sequence returns the relay's checkpoint sequence (when leader).
 func (r *Relay) Sequence() uint64 { return r.seq.Load() }
+
+// LastError returns the error that last stopped publishing, nil once
+// publishing succeeds again.
+func (r *Relay) LastError() error {
+	if p := r.lastErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (r *Relay) setErr(err error) {
+	if err == nil {
+		r.lastErr.Store(nil)
+		return
+	}
+	r.lastErr.Store(&err)
+}
 
 var errNotLeader = errors.New("relay: another process is the leader")
 
@@ -174,6 +192,7 @@ func (r *Relay) lead(ctx context.Context) error {
 		}
 		if needSync {
 			s, c, err := r.reconcile(ctx, conn, seq, cp)
+			r.setErr(err)
 			if err != nil {
 				r.log.Warn("relay: cannot reconcile with JetStream", "err", err)
 				if !sleep(ctx, backoff) {
@@ -193,6 +212,7 @@ func (r *Relay) lead(ctx context.Context) error {
 		}
 		if len(evs) > 0 {
 			s, c, err := r.publish(ctx, conn, seq, evs)
+			r.setErr(err)
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
