@@ -35,8 +35,8 @@ type platform struct {
 
 type platformOptions struct {
 	mode   string // application_name suffix: serve, api, relay, worker, tool
-	nats   bool // connect to (or embed) NATS
-	attach bool // a tool: use a private cluster another process runs, do not stop it
+	nats   bool   // connect to (or embed) NATS
+	attach bool   // a tool: use a private cluster another process runs, do not stop it
 }
 
 func openPlatform(ctx context.Context, cfg Config, log *slog.Logger, opts platformOptions) (p *platform, err error) {

@@ -1,0 +1,64 @@
+package projections_test
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/arrears/arrears/domain"
+	"github.com/arrears/arrears/eventstore"
+	"github.com/arrears/arrears/eventstore/pgtest"
+	"github.com/arrears/arrears/projections"
+	"github.com/arrears/arrears/projections/projectiontest"
+)
+
+var testDB *pgtest.DB
+
+func TestMain(m *testing.M) {
+	testDB = pgtest.MustNew()
+	code := m.Run()
+	testDB.Close()
+	os.Exit(code)
+}
+
+// TestContract runs every projection through the contract suite.
+func TestContract(t *testing.T) {
+	for _, p := range projections.All() {
+		t.Run(p.Name(), func(t *testing.T) {
+			projectiontest.Run(t, testDB, p, projectiontest.GenericWorkload, 3)
+		})
+	}
+}
+
+func TestStreamHeadsValues(t *testing.T) {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, testDB.URL)
+	require.NoError(t, err)
+	defer pool.Close()
+	store := eventstore.New(pool)
+	ev := func(typ string) domain.NewEvent { return domain.NewEvent{Type: typ, Data: []byte(`{}`)} }
+	a := eventstore.StreamAppend{TenantID: "ten_h", StreamType: "account", StreamID: "acct_heads_1", Events: []domain.NewEvent{ev("account.opened"), ev("ledger_entry.posted")}}
+	first, err := store.Append(ctx, domain.Metadata{}, a)
+	require.NoError(t, err)
+	a.ExpectedVersion, a.Events = 2, []domain.NewEvent{ev("payment.completed")}
+	last, err := store.Append(ctx, domain.Metadata{}, a)
+	require.NoError(t, err)
+
+	engine := projections.NewEngine(store)
+	_, err = engine.CatchUp(ctx, projections.StreamHeads{}, -1, 2)
+	require.NoError(t, err)
+	var version, count, pos int64
+	var lastID, lastType string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT version, event_count, last_event_id, last_event_type, last_position FROM stream_heads WHERE tenant_id = 'ten_h' AND stream_id = 'acct_heads_1'`).
+		Scan(&version, &count, &lastID, &lastType, &pos))
+	assert.Equal(t, int64(3), version)
+	assert.Equal(t, int64(3), count)
+	assert.Equal(t, last[0].ID, lastID)
+	assert.Equal(t, "payment.completed", lastType)
+	assert.Equal(t, last[0].Position, pos)
+	assert.Less(t, first[0].Position, pos)
+}
