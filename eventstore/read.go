@@ -10,7 +10,7 @@ import (
 	"github.com/arrears/arrears/domain"
 )
 
-const eventColumns = `position, tx_id::text::bigint, id, tenant_id, stream_type, stream_id, stream_version,
+const eventColumns = `position, tx_id::text::bigint AS tx_int, id, tenant_id, stream_type, stream_id, stream_version,
 	type, schema_version, data, metadata, recorded_at, hash`
 
 func scanEvent(row pgx.Row, e *domain.Event) error {

@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func newStore(t *testing.T, maxConns int32) *eventstore.Store {
+func newStore(t testing.TB, maxConns int32) *eventstore.Store {
 	t.Helper()
 	cfg, err := pgxpool.ParseConfig(testDB.URL)
 	require.NoError(t, err)

@@ -138,7 +138,7 @@ func GenericWorkload(t *testing.T, rng *rand.Rand, store *eventstore.Store) {
 	ids := domain.NewIDGenerator(nil)
 	type stream struct {
 		tenant, id, typ string
-		version       int64
+		version         int64
 	}
 	var streams []*stream
 	for range 5 + rng.IntN(30) {
