@@ -4,13 +4,23 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"time"
 
 	"github.com/arrears/arrears/migrations"
 	"github.com/arrears/arrears/projections"
 )
+
+// progressTo returns a progress printer writing "\r<label>: n events" to
+// stderr when it is a terminal, and nothing otherwise.
+func progressTo(label string) (update func(n int64), done func()) {
+	fi, err := os.Stderr.Stat()
+	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return func(int64) {}, func() {}
+	}
+	return func(n int64) { fmt.Fprintf(os.Stderr, "\r%s: %d events", label, n) },
+		func() { fmt.Fprint(os.Stderr, "\r\033[K") }
+}
 
 // tool opens the platform for a one-shot command (no NATS; attaches to the
 // private cluster a running `arrears serve` owns).
@@ -84,16 +94,14 @@ func replay(ctx context.Context, args []string) error {
 	engine := projections.NewEngine(p.store)
 	for _, pr := range ps {
 		start := time.Now()
-		progress := func(n int64) {
-			fmt.Fprintf(os.Stderr, "\r%s: %d events", pr.Name(), n)
-		}
+		progress, done := progressTo("replaying " + pr.Name())
 		cp, err := engine.Rebuild(ctx, pr, progress)
+		done()
 		if err != nil {
 			return fmt.Errorf("replay %s: %w", pr.Name(), err)
 		}
 		d := time.Since(start)
 		rate := float64(cp.Seq) / d.Seconds()
-		fmt.Fprintf(os.Stderr, "\r")
 		fmt.Printf("%s: rebuilt from %d events in %s (%.0f events/s)\n", pr.Name(), cp.Seq, d.Round(time.Millisecond), rate)
 	}
 	return nil
@@ -106,11 +114,12 @@ func verify(ctx context.Context) error {
 	}
 	defer p.close()
 	start := time.Now()
-	rep, err := p.store.VerifyChains(ctx, func(n int64) { fmt.Fprintf(os.Stderr, "\rverified %d events", n) })
+	progress, done := progressTo("verifying")
+	rep, err := p.store.VerifyChains(ctx, progress)
+	done()
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "\r")
 	fmt.Printf("hash chains: %d streams, %d events in %s\n", rep.Streams, rep.Events, time.Since(start).Round(time.Millisecond))
 	if rep.OK() {
 		fmt.Println("OK: every chain verifies")
@@ -119,6 +128,5 @@ func verify(ctx context.Context) error {
 	for _, pr := range rep.Problems {
 		fmt.Printf("BROKEN tenant=%s stream=%s version=%d event=%s: %s\n", pr.TenantID, pr.StreamID, pr.Version, pr.EventID, pr.Problem)
 	}
-	slog.Default().Debug("verify failed")
 	return fmt.Errorf("verify: %d problem(s) found", len(rep.Problems))
 }
