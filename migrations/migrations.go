@@ -1,6 +1,6 @@
 // Package migrations holds arrears' SQL schema migrations, embedded in the
-// binary, and applies them with goose under a PostgreSQL advisory lock so
-// that several processes starting at once migrate exactly once.
+// binary, and applies them with goose under a blocking PostgreSQL advisory
+// lock so that several processes starting at once migrate exactly once.
 package migrations
 
 import (
@@ -13,15 +13,27 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
-	"github.com/pressly/goose/v3/lock"
 )
 
 //go:embed *.sql
 var files embed.FS
 
+// lockID is the advisory lock held while migrating ("arrears" + 0x02).
+const lockID int64 = 0x6172726561727302
+
 // Up applies every pending migration to the database at url and returns the
-// resulting schema version.
+// resulting schema version. Concurrent callers (several processes starting
+// at once) queue on a blocking advisory lock: the first migrates, the others
+// then find nothing pending.
 func Up(ctx context.Context, url string, logger *slog.Logger) (int64, error) {
+	lockConn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return 0, fmt.Errorf("migrations: connect: %w", err)
+	}
+	defer lockConn.Close(context.WithoutCancel(ctx)) // ends the session, releasing the lock
+	if _, err := lockConn.Exec(ctx, `SELECT pg_advisory_lock($1)`, lockID); err != nil {
+		return 0, fmt.Errorf("migrations: lock: %w", err)
+	}
 	p, db, err := provider(url, logger)
 	if err != nil {
 		return 0, err
@@ -57,14 +69,7 @@ func provider(url string, logger *slog.Logger) (*goose.Provider, *sql.DB, error)
 		return nil, nil, fmt.Errorf("migrations: parse url: %w", err)
 	}
 	db := stdlib.OpenDB(*cfg)
-	// One session-level advisory lock (goose's own id) serialises concurrent
-	// migrators; the loser waits, then finds nothing pending.
-	locker, err := lock.NewPostgresSessionLocker()
-	if err != nil {
-		db.Close()
-		return nil, nil, fmt.Errorf("migrations: locker: %w", err)
-	}
-	opts := []goose.ProviderOption{goose.WithSessionLocker(locker), goose.WithDisableGlobalRegistry(true)}
+	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
 	if logger != nil {
 		opts = append(opts, goose.WithSlog(logger))
 	}
