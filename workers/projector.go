@@ -23,8 +23,8 @@ type ProjectorConfig struct {
 	BatchSize int           // messages per fetch and per transaction; default 500
 	MaxWait   time.Duration // fetch wait; default 1s
 	AckWait   time.Duration // JetStream redelivery delay of unacked messages; default 30s
-	// IdleBackfill: after this many empty fetches while the relay is ahead of
-	// the projection, read the missing events from the event store; default 2.
+	// IdleBackfill: after this many empty fetches while the event store is
+	// ahead of the projection, read the missing events from it; default 2.
 	IdleBackfill int
 }
 
@@ -80,6 +80,19 @@ func (w *Projector) Run(ctx context.Context) error {
 			return nil
 		}
 		w.log.Warn("projector restarting", "err", err)
+		// Whatever failed (typically JetStream), PostgreSQL has every event:
+		// keep the projection current from it meanwhile. A projection's
+		// sequence is the event's ordinal in the global order, so what JetStream
+		// delivers later is recognised as duplicates.
+		if res, err := w.engine.CatchUp(ctx, w.p, -1, w.cfg.BatchSize); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			w.log.Warn("catching up from the event store failed", "err", err)
+		} else if res.Applied > 0 {
+			w.log.Info("caught up from the event store while JetStream is unavailable", "events", res.Applied, "sequence", res.Checkpoint.Seq)
+			w.observe(res, nil)
+		}
 		if !sleep(ctx, backoff) {
 			return nil
 		}
@@ -159,27 +172,25 @@ func (w *Projector) run(ctx context.Context) error {
 	}
 }
 
-// backfillIfBehind reads events the relay has published but JetStream did
-// not deliver (deleted, expired, consumer ahead of a restored stream).
+// backfillIfBehind reads from the event store what JetStream has not
+// delivered while the fetches came back empty: messages deleted or expired,
+// a consumer ahead of a restored stream, or no delivery at all because NATS
+// or the relay is down.
 func (w *Projector) backfillIfBehind(ctx context.Context) error {
-	var relaySeq int64
-	err := w.store.Pool().QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM relay_log`).Scan(&relaySeq)
-	if err != nil {
-		return fmt.Errorf("relay sequence: %w", err)
-	}
 	cp, err := w.engine.Load(ctx, w.p.Name())
 	if err != nil {
 		return err
 	}
-	if relaySeq <= cp.Seq {
-		return nil
+	n, err := w.store.Pending(ctx, cp.Checkpoint, 1)
+	if err != nil || n == 0 {
+		return err
 	}
-	res, err := w.engine.CatchUp(ctx, w.p, relaySeq, w.cfg.BatchSize)
+	res, err := w.engine.CatchUp(ctx, w.p, -1, w.cfg.BatchSize)
 	if err != nil {
 		return err
 	}
 	if res.Applied > 0 {
-		w.log.Info("projection behind the relay with nothing delivered: caught up from the event store",
+		w.log.Info("nothing delivered while the event store is ahead: caught up from it",
 			"from", cp.Seq, "to", res.Checkpoint.Seq)
 	}
 	w.observe(res, nil)

@@ -78,3 +78,35 @@ func freePort(t *testing.T) int {
 	n, _ := strconv.Atoi(p)
 	return n
 }
+
+// TestProjectionsKeepUpWhileNATSIsDown: with JetStream unreachable, the
+// relay cannot publish, but projections still follow PostgreSQL; when NATS
+// returns, the relay publishes and the projection takes the deliveries as
+// duplicates.
+func TestProjectionsKeepUpWhileNATSIsDown(t *testing.T) {
+	store := filepath.Join(t.TempDir(), "nats")
+	port := freePort(t)
+	start := func() *natsembed.Server {
+		ns, err := natsembed.Start(natsembed.Options{Port: port, StoreDir: store, Logger: slog.New(slog.DiscardHandler)})
+		require.NoError(t, err)
+		return ns
+	}
+	ns := start()
+	e := newEnv(t, ns.URL())
+	e.relay(relayDefaults())
+	e.projector(projections.StreamHeads{})
+	e.appendN(50, 5)
+	eventually(t, 20*time.Second, "50 projected", func() bool { return e.projectionSeq("stream_heads") == 50 })
+
+	ns.Stop()
+	e.appendN(70, 5)
+	eventually(t, 30*time.Second, "120 projected with NATS down", func() bool { return e.projectionSeq("stream_heads") == 120 })
+
+	ns = start()
+	t.Cleanup(func() { ns.Stop() })
+	eventually(t, 20*time.Second, "120 published after NATS returns", func() bool { return e.lastSeq() == 120 })
+	e.appendN(10, 5)
+	eventually(t, 20*time.Second, "130 projected", func() bool { return e.projectionSeq("stream_heads") == 130 })
+	assert.Equal(t, e.globalOrder(), e.streamIDs())
+	e.requireReplayEqualsLive(projections.StreamHeads{})
+}
