@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -56,6 +57,8 @@ type Projector struct {
 	js     jetstream.JetStream
 	cfg    ProjectorConfig
 	log    *slog.Logger
+
+	lastErr atomic.Pointer[error]
 }
 
 // NewProjector returns a runner for p.
@@ -108,19 +111,10 @@ func (w *Projector) run(ctx context.Context) error {
 	if _, err := EnsureStream(ctx, w.js, w.cfg.NATS); err != nil {
 		return err
 	}
-	cons, err := w.js.CreateOrUpdateConsumer(ctx, w.cfg.NATS.Stream, jetstream.ConsumerConfig{
-		Durable:       ConsumerName(w.p.Name()),
-		Description:   "arrears projection " + w.p.Name(),
-		FilterSubject: w.cfg.NATS.SubjectPrefix + ".>",
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   uint64(cp.Seq) + 1,
-		AckPolicy:     jetstream.AckAllPolicy,
-		AckWait:       w.cfg.AckWait,
-		MaxAckPending: 4 * w.cfg.BatchSize,
-		MaxDeliver:    -1,
-	})
+	cons, err := w.consumer(ctx, cp)
+	w.setErr(err)
 	if err != nil {
-		return fmt.Errorf("consumer: %w", err)
+		return err
 	}
 	projectionSequence.WithLabelValues(w.p.Name()).Set(float64(cp.Seq))
 	w.log.Info("projector started", "sequence", cp.Seq)
@@ -132,6 +126,7 @@ func (w *Projector) run(ctx context.Context) error {
 		}
 		batch, err := cons.Fetch(w.cfg.BatchSize, jetstream.FetchMaxWait(w.cfg.MaxWait))
 		if err != nil {
+			w.setErr(err)
 			return fmt.Errorf("fetch: %w", err)
 		}
 		var msgs []jetstream.Msg
@@ -161,8 +156,10 @@ func (w *Projector) run(ctx context.Context) error {
 			continue
 		}
 		idle = 0
+		w.setErr(nil)
 		res, err := w.engine.Apply(ctx, w.p, events)
 		if err != nil {
+			w.setErr(err)
 			return err
 		}
 		if err := msgs[len(msgs)-1].Ack(); err != nil { // AckAll: acks the whole batch
@@ -211,6 +208,60 @@ func (w *Projector) observe(res projections.Result, events []projections.Sequenc
 			projectionLag.WithLabelValues(name).Observe(now.Sub(s.Event.RecordedAt).Seconds())
 		}
 	}
+}
+
+// consumer returns the projection's durable consumer. An existing one is used
+// as it is — JetStream cannot move a consumer's start sequence, and need not:
+// what it delivers at or below the checkpoint is skipped as duplicates, and a
+// jump past it is filled from the event store. A missing one is created to
+// start just after the checkpoint.
+func (w *Projector) consumer(ctx context.Context, cp projections.Checkpoint) (jetstream.Consumer, error) {
+	name := ConsumerName(w.p.Name())
+	cons, err := w.js.Consumer(ctx, w.cfg.NATS.Stream, name)
+	if err == nil {
+		return cons, nil
+	}
+	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("consumer %s: %w", name, err)
+	}
+	cons, err = w.js.CreateConsumer(ctx, w.cfg.NATS.Stream, jetstream.ConsumerConfig{
+		Durable:       name,
+		Description:   "arrears projection " + w.p.Name(),
+		FilterSubject: w.cfg.NATS.SubjectPrefix + ".>",
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   uint64(cp.Seq) + 1,
+		AckPolicy:     jetstream.AckAllPolicy,
+		AckWait:       w.cfg.AckWait,
+		MaxAckPending: 4 * w.cfg.BatchSize,
+		MaxDeliver:    -1,
+	})
+	if errors.Is(err, jetstream.ErrConsumerExists) {
+		return w.js.Consumer(ctx, w.cfg.NATS.Stream, name) // created concurrently by another worker
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create consumer %s: %w", name, err)
+	}
+	return cons, nil
+}
+
+// Name returns the projection's name.
+func (w *Projector) Name() string { return w.p.Name() }
+
+// LastError returns the error that last stopped the runner from consuming
+// JetStream, nil while it consumes normally.
+func (w *Projector) LastError() error {
+	if p := w.lastErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (w *Projector) setErr(err error) {
+	if err == nil {
+		w.lastErr.Store(nil)
+		return
+	}
+	w.lastErr.Store(&err)
 }
 
 // decode turns a relayed message into an event with its relay sequence.

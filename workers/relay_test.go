@@ -207,3 +207,30 @@ func sequenced(t *testing.T, e *env, from, to int) []projections.Sequenced {
 }
 
 func relayDefaults() workers.RelayConfig { return workers.RelayConfig{} }
+
+// TestProjectorResumesOnItsDurableConsumer: a restarted runner consumes
+// JetStream again through its existing durable consumer (whose start
+// sequence JetStream will not let it change), not only the store fallback.
+func TestProjectorResumesOnItsDurableConsumer(t *testing.T) {
+	e := newEnv(t, "")
+	e.relay(relayDefaults())
+	stop := e.projector(projections.StreamHeads{})
+	e.appendN(50, 5)
+	eventually(t, 10*time.Second, "projection at 50", func() bool { return e.projectionSeq("stream_heads") == 50 })
+	stop()
+
+	e.appendN(50, 5)
+	w, err := workers.NewProjector(projections.StreamHeads{}, e.store, e.nc, workers.ProjectorConfig{NATS: e.topo, MaxWait: 100 * time.Millisecond, BatchSize: 50, IdleBackfill: 1 << 30}, logger)
+	require.NoError(t, err)
+	run(t, w.Run)
+	eventually(t, 10*time.Second, "JetStream acks up to 100 through the durable consumer", func() bool {
+		c, err := e.js.Consumer(context.Background(), e.topo.Stream, workers.ConsumerName("stream_heads"))
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(context.Background())
+		return err == nil && info.AckFloor.Stream == 100
+	})
+	assert.NoError(t, w.LastError())
+	assert.Equal(t, int64(100), e.projectionSeq("stream_heads"))
+}

@@ -78,6 +78,21 @@ func serve(ctx context.Context, mode string) error {
 		}
 		return l, nil
 	}})
+	if len(projectors) > 0 {
+		checks = append(checks, api.Check{Name: "projections", Fn: func(ctx context.Context) (any, error) {
+			detail := map[string]any{}
+			var failed error
+			for _, pr := range projectors {
+				d := map[string]any{}
+				if err := pr.LastError(); err != nil {
+					d["error"] = err.Error()
+					failed = fmt.Errorf("projection %s is not consuming JetStream: %w", pr.Name(), err)
+				}
+				detail[pr.Name()] = d
+			}
+			return detail, failed
+		}})
+	}
 	handler := api.NewServer(log, checks...)
 	_ = runAPI // the /v1 routes mount here as the API grows
 
