@@ -5,14 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -23,22 +21,11 @@ import (
 
 var testDB *pgtest.DB
 
-func TestMain(m *testing.M) {
-	testDB = pgtest.MustNew()
-	code := m.Run()
-	testDB.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgtest.Main(m, &testDB) }
 
 func newStore(t testing.TB, maxConns int32) *eventstore.Store {
 	t.Helper()
-	cfg, err := pgxpool.ParseConfig(testDB.URL)
-	require.NoError(t, err)
-	cfg.MaxConns = maxConns
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	return eventstore.New(pool)
+	return eventstore.New(testDB.Pool(t, maxConns))
 }
 
 var ids = domain.NewIDGenerator(nil)

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -15,12 +14,7 @@ import (
 
 func TestVerifyChainsFindsTampering(t *testing.T) {
 	ctx := context.Background()
-	url, drop, err := testDB.NewDatabase(ctx)
-	require.NoError(t, err)
-	t.Cleanup(drop)
-	pool, err := pgxpool.New(ctx, url)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	url, pool := testDB.Isolated(t, 4)
 	s := eventstore.New(pool)
 
 	victim := newStream("acct")

@@ -3,7 +3,6 @@ package migrations_test
 import (
 	"context"
 	"crypto/rand"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -19,12 +18,7 @@ import (
 
 var testDB *pgtest.DB
 
-func TestMain(m *testing.M) {
-	testDB = pgtest.MustNew()
-	code := m.Run()
-	testDB.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgtest.Main(m, &testDB) }
 
 // TestConcurrentStartsMigrateOnce: eight processes starting at once on an
 // empty database all succeed, and every migration is applied exactly once.

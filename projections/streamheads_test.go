@@ -2,10 +2,8 @@ package projections_test
 
 import (
 	"context"
-	"os"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -18,12 +16,7 @@ import (
 
 var testDB *pgtest.DB
 
-func TestMain(m *testing.M) {
-	testDB = pgtest.MustNew()
-	code := m.Run()
-	testDB.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgtest.Main(m, &testDB) }
 
 // TestContract runs every projection through the contract suite.
 func TestContract(t *testing.T) {
@@ -36,9 +29,7 @@ func TestContract(t *testing.T) {
 
 func TestStreamHeadsValues(t *testing.T) {
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, testDB.URL)
-	require.NoError(t, err)
-	defer pool.Close()
+	pool := testDB.Pool(t, 4)
 	store := eventstore.New(pool)
 	ev := func(typ string) domain.NewEvent { return domain.NewEvent{Type: typ, Data: []byte(`{}`)} }
 	a := eventstore.StreamAppend{TenantID: "ten_h", StreamType: "account", StreamID: "acct_heads_1", Events: []domain.NewEvent{ev("account.opened"), ev("ledger_entry.posted")}}

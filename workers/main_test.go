@@ -53,16 +53,7 @@ type env struct {
 
 func newEnv(t *testing.T, natsURL string) *env {
 	t.Helper()
-	ctx := context.Background()
-	url, drop, err := testDB.NewDatabase(ctx)
-	require.NoError(t, err)
-	t.Cleanup(drop)
-	cfg, err := pgxpool.ParseConfig(url)
-	require.NoError(t, err)
-	cfg.MaxConns = 10
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	_, pool := testDB.Isolated(t, 10)
 	if natsURL == "" {
 		natsURL = testNATS.URL
 	}

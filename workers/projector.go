@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -58,7 +57,7 @@ type Projector struct {
 	cfg    ProjectorConfig
 	log    *slog.Logger
 
-	lastErr atomic.Pointer[error]
+	lastErr lastError
 }
 
 // NewProjector returns a runner for p.
@@ -112,7 +111,7 @@ func (w *Projector) run(ctx context.Context) error {
 		return err
 	}
 	cons, err := w.consumer(ctx, cp)
-	w.setErr(err)
+	w.lastErr.Set(err)
 	if err != nil {
 		return err
 	}
@@ -126,7 +125,7 @@ func (w *Projector) run(ctx context.Context) error {
 		}
 		batch, err := cons.Fetch(w.cfg.BatchSize, jetstream.FetchMaxWait(w.cfg.MaxWait))
 		if err != nil {
-			w.setErr(err)
+			w.lastErr.Set(err)
 			return fmt.Errorf("fetch: %w", err)
 		}
 		var msgs []jetstream.Msg
@@ -156,10 +155,10 @@ func (w *Projector) run(ctx context.Context) error {
 			continue
 		}
 		idle = 0
-		w.setErr(nil)
+		w.lastErr.Set(nil)
 		res, err := w.engine.Apply(ctx, w.p, events)
 		if err != nil {
-			w.setErr(err)
+			w.lastErr.Set(err)
 			return err
 		}
 		if err := msgs[len(msgs)-1].Ack(); err != nil { // AckAll: acks the whole batch
@@ -249,20 +248,7 @@ func (w *Projector) Name() string { return w.p.Name() }
 
 // LastError returns the error that last stopped the runner from consuming
 // JetStream, nil while it consumes normally.
-func (w *Projector) LastError() error {
-	if p := w.lastErr.Load(); p != nil {
-		return *p
-	}
-	return nil
-}
-
-func (w *Projector) setErr(err error) {
-	if err == nil {
-		w.lastErr.Store(nil)
-		return
-	}
-	w.lastErr.Store(&err)
-}
+func (w *Projector) LastError() error { return w.lastErr.Load() }
 
 // decode turns a relayed message into an event with its relay sequence.
 func decode(m jetstream.Msg) (projections.Sequenced, error) {

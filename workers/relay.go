@@ -70,7 +70,7 @@ type Relay struct {
 
 	leader  atomic.Bool
 	seq     atomic.Uint64
-	lastErr atomic.Pointer[error]
+	lastErr lastError
 }
 
 // NewRelay returns a relay publishing through nc.
@@ -99,20 +99,7 @@ func (r *Relay) Sequence() uint64 { return r.seq.Load() }
 
 // LastError returns the error that last stopped publishing, nil once
 // publishing succeeds again.
-func (r *Relay) LastError() error {
-	if p := r.lastErr.Load(); p != nil {
-		return *p
-	}
-	return nil
-}
-
-func (r *Relay) setErr(err error) {
-	if err == nil {
-		r.lastErr.Store(nil)
-		return
-	}
-	r.lastErr.Store(&err)
-}
+func (r *Relay) LastError() error { return r.lastErr.Load() }
 
 var errNotLeader = errors.New("relay: another process is the leader")
 
@@ -192,7 +179,7 @@ func (r *Relay) lead(ctx context.Context) error {
 		}
 		if needSync {
 			s, c, err := r.reconcile(ctx, conn, seq, cp)
-			r.setErr(err)
+			r.lastErr.Set(err)
 			if err != nil {
 				r.log.Warn("relay: cannot reconcile with JetStream", "err", err)
 				if !sleep(ctx, backoff) {
@@ -212,7 +199,7 @@ func (r *Relay) lead(ctx context.Context) error {
 		}
 		if len(evs) > 0 {
 			s, c, err := r.publish(ctx, conn, seq, evs)
-			r.setErr(err)
+			r.lastErr.Set(err)
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil

@@ -25,12 +25,7 @@ import (
 func TestNATSLosesItsTail(t *testing.T) {
 	dir := t.TempDir()
 	store := filepath.Join(dir, "nats")
-	port := freePort(t)
-	start := func() *natsembed.Server {
-		ns, err := natsembed.Start(natsembed.Options{Port: port, StoreDir: store, Logger: slog.New(slog.DiscardHandler)})
-		require.NoError(t, err)
-		return ns
-	}
+	start := restartableNATS(t, store)
 	ns := start()
 	t.Cleanup(func() { ns.Stop() })
 
@@ -69,6 +64,18 @@ func TestNATSLosesItsTail(t *testing.T) {
 	e.requireReplayEqualsLive(projections.StreamHeads{})
 }
 
+// restartableNATS returns a func starting an embedded NATS server on one
+// fixed port and store directory, so a test can stop and restart "the same"
+// server and its clients reconnect.
+func restartableNATS(t *testing.T, store string) func() *natsembed.Server {
+	port := freePort(t)
+	return func() *natsembed.Server {
+		ns, err := natsembed.Start(natsembed.Options{Port: port, StoreDir: store, Logger: slog.New(slog.DiscardHandler)})
+		require.NoError(t, err)
+		return ns
+	}
+}
+
 func freePort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -84,13 +91,7 @@ func freePort(t *testing.T) int {
 // returns, the relay publishes and the projection takes the deliveries as
 // duplicates.
 func TestProjectionsKeepUpWhileNATSIsDown(t *testing.T) {
-	store := filepath.Join(t.TempDir(), "nats")
-	port := freePort(t)
-	start := func() *natsembed.Server {
-		ns, err := natsembed.Start(natsembed.Options{Port: port, StoreDir: store, Logger: slog.New(slog.DiscardHandler)})
-		require.NoError(t, err)
-		return ns
-	}
+	start := restartableNATS(t, filepath.Join(t.TempDir(), "nats"))
 	ns := start()
 	e := newEnv(t, ns.URL())
 	e.relay(relayDefaults())

@@ -254,17 +254,7 @@ type installation struct {
 
 func newInstallation(t *testing.T) *installation {
 	t.Helper()
-	ctx := context.Background()
-	url, drop, err := testDB.NewDatabase(ctx)
-	require.NoError(t, err)
-	t.Cleanup(drop)
-	cfg, err := pgxpool.ParseConfig(url)
-	require.NoError(t, err)
-	cfg.MaxConns = 8
-	cfg.ConnConfig.RuntimeParams["application_name"] = "arrears-test"
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	url, pool := testDB.Isolated(t, 8)
 	return &installation{dbURL: url, pool: pool, store: eventstore.New(pool), topo: natstest.Topology(t, testNATS.URL)}
 }
 

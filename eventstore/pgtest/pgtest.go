@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -85,9 +86,48 @@ func MustNew() *DB {
 	return d
 }
 
-// Pool opens a pool on the test database.
-func (d *DB) Pool(ctx context.Context) (*pgxpool.Pool, error) {
-	return pgxpool.New(ctx, d.URL)
+// Main is a whole TestMain: it creates the package's database into *db,
+// runs the tests, drops it and exits.
+func Main(m *testing.M, db **DB) {
+	*db = MustNew()
+	code := m.Run()
+	(*db).Close()
+	os.Exit(code)
+}
+
+// Isolated creates another fresh, migrated database for one test (its own
+// installation) and a pool of at most maxConns on it; both go at cleanup.
+func (d *DB) Isolated(t testing.TB, maxConns int32) (url string, pool *pgxpool.Pool) {
+	t.Helper()
+	ctx := context.Background()
+	url, drop, err := d.NewDatabase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(drop)
+	return url, d.pool(t, url, maxConns)
+}
+
+// Pool opens a pool of at most maxConns on the package's database, closed at
+// cleanup.
+func (d *DB) Pool(t testing.TB, maxConns int32) *pgxpool.Pool {
+	t.Helper()
+	return d.pool(t, d.URL, maxConns)
+}
+
+func (d *DB) pool(t testing.TB, url string, maxConns int32) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = maxConns
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }
 
 // Close drops the database (terminating its connections) and stops the

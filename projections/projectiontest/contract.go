@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/arrears/arrears/domain"
@@ -46,12 +45,7 @@ func Run(t *testing.T, db *pgtest.DB, p projections.Projection, workload Workloa
 
 func runSeed(t *testing.T, db *pgtest.DB, p projections.Projection, workload Workload, seed uint64) {
 	ctx := context.Background()
-	url, drop, err := db.NewDatabase(ctx)
-	require.NoError(t, err)
-	t.Cleanup(drop)
-	pool, err := pgxpool.New(ctx, url)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	_, pool := db.Isolated(t, 4)
 	store := eventstore.New(pool)
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 
