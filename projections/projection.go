@@ -120,21 +120,29 @@ func (en *Engine) Apply(ctx context.Context, p Projection, events []Sequenced) (
 		return Result{}, nil
 	}
 	sort.Slice(events, func(i, j int) bool { return events[i].Seq < events[j].Seq })
-	// Close a large leading gap first, in its own transactions.
-	if cp, err := en.Load(ctx, p.Name()); err != nil {
-		return Result{}, err
-	} else if events[0].Seq-cp.Seq-1 > maxInlineBackfill {
+	res, err := en.apply(ctx, p, events)
+	if errors.Is(err, errLargeGap) {
+		// Close the gap in batches of their own first, then apply.
 		if _, err := en.CatchUp(ctx, p, events[0].Seq-1, 1000); err != nil {
 			return Result{}, err
 		}
+		res, err = en.apply(ctx, p, events)
 	}
+	return res, err
+}
 
+var errLargeGap = errors.New("gap too large to fill in one transaction")
+
+func (en *Engine) apply(ctx context.Context, p Projection, events []Sequenced) (Result, error) {
 	var res Result
 	err := pgx.BeginFunc(ctx, en.pool, func(tx pgx.Tx) error {
 		res = Result{}
 		cp, err := lock(ctx, tx, p.Name())
 		if err != nil {
 			return err
+		}
+		if events[0].Seq-cp.Seq-1 > maxInlineBackfill {
+			return errLargeGap
 		}
 		batch := make([]domain.Event, 0, len(events))
 		for _, s := range events {

@@ -3,6 +3,7 @@ package projections_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -52,4 +53,39 @@ func TestStreamHeadsValues(t *testing.T) {
 	assert.Equal(t, "payment.completed", lastType)
 	assert.Equal(t, last[0].Position, pos)
 	assert.Less(t, first[0].Position, pos)
+}
+
+// TestApplyFillsLargeGap: a batch that starts far past the checkpoint (more
+// than one transaction should carry) is preceded by a batched catch-up.
+func TestApplyFillsLargeGap(t *testing.T) {
+	ctx := context.Background()
+	_, pool := testDB.Isolated(t, 4)
+	store := eventstore.New(pool)
+	ids := domain.NewIDGenerator(nil)
+	const total = 10_050
+	for n := 0; n < total; {
+		k := min(1000, total-n)
+		appends := make([]eventstore.StreamAppend, k)
+		for i := range appends {
+			appends[i] = eventstore.StreamAppend{TenantID: "ten_gap", StreamType: "account", StreamID: ids.New("acct", time.Now()),
+				Events: []domain.NewEvent{{Type: "x.created", Data: []byte(`{}`)}}}
+		}
+		_, err := store.Append(ctx, domain.Metadata{}, appends...)
+		require.NoError(t, err)
+		n += k
+	}
+	all, err := store.ReadAll(ctx, domain.Checkpoint{}, total)
+	require.NoError(t, err)
+	require.Len(t, all, total)
+	var last []projections.Sequenced
+	for i := total - 10; i < total; i++ {
+		last = append(last, projections.Sequenced{Seq: int64(i + 1), Event: all[i]})
+	}
+	engine := projections.NewEngine(store)
+	res, err := engine.Apply(ctx, projections.StreamHeads{}, last)
+	require.NoError(t, err)
+	assert.Equal(t, int64(total), res.Checkpoint.Seq)
+	var rows int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM stream_heads`).Scan(&rows))
+	assert.Equal(t, total, rows)
 }
