@@ -20,17 +20,10 @@ import (
 const recordedAtLayout = "2006-01-02T15:04:05.000000Z"
 
 // chainHash returns SHA-256(prev ‖ canonical(e)), where canonical(e) is every
-// field of the event as a length-prefixed string and data and metadata in
-// canonical JSON. prev is nil (32 zero bytes) for a stream's first event.
-func chainHash(prev []byte, e *domain.Event, data, metadata []byte) ([]byte, error) {
-	cd, err := canonicalJSON(data)
-	if err != nil {
-		return nil, fmt.Errorf("canonical data: %w", err)
-	}
-	cm, err := canonicalJSON(metadata)
-	if err != nil {
-		return nil, fmt.Errorf("canonical metadata: %w", err)
-	}
+// field of the event as a length-prefixed string, with data and metadata in
+// canonical JSON (cd and cm, from canonicalJSON). prev is nil (32 zero bytes)
+// for a stream's first event.
+func chainHash(prev []byte, e *domain.Event, cd, cm []byte) []byte {
 	h := sha256.New()
 	if prev == nil {
 		prev = make([]byte, sha256.Size)
@@ -52,7 +45,7 @@ func chainHash(prev []byte, e *domain.Event, data, metadata []byte) ([]byte, err
 	field(cd)
 	field(cm)
 	field([]byte(e.RecordedAt.UTC().Format(recordedAtLayout)))
-	return h.Sum(nil), nil
+	return h.Sum(nil)
 }
 
 // canonicalJSON re-encodes a JSON document so that every encoding of the same

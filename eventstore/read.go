@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -130,4 +131,38 @@ func (s *Store) Event(ctx context.Context, tenantID, id string) (domain.Event, e
 		return e, fmt.Errorf("eventstore: event %s: %w", id, err)
 	}
 	return e, nil
+}
+
+// AwaitVisible waits until every transaction up to and including txID has
+// ended, so ReadAll returns the events it appended: the read horizon passes
+// only when all older transactions on the whole PostgreSQL cluster have
+// finished, which can take a moment after a commit.
+func (s *Store) AwaitVisible(ctx context.Context, txID int64) error {
+	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
+		var visible bool
+		err := s.pool.QueryRow(ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot()) > $1::bigint::text::xid8`, txID).Scan(&visible)
+		if err != nil {
+			return fmt.Errorf("eventstore: await visible: %w", err)
+		}
+		if visible {
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("eventstore: await visible: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// LastTxID returns the transaction id of the newest event (0 when empty).
+func (s *Store) LastTxID(ctx context.Context) (int64, error) {
+	var id int64
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(max(tx_id)::text::bigint, 0) FROM events`).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("eventstore: last tx id: %w", err)
+	}
+	return id, nil
 }

@@ -77,21 +77,18 @@ func (s *Store) Notify() {
 	}
 }
 
-// Append records the events of every StreamAppend in one transaction: all of
-// them or none. A stream whose head is not at ExpectedVersion fails the whole
-// batch with a *domain.VersionConflictError. meta is recorded on every event.
+// Append records the events of every StreamAppend atomically: all of them or
+// none. A stream whose head is not at ExpectedVersion fails the whole batch
+// with a *domain.VersionConflictError. meta is recorded on every event.
+//
+// It takes one or two round trips: the heads of existing streams are read
+// (committed data, before any write), then one INSERT statement — atomic on
+// its own — writes the batch. A writer that raced us to a version loses on
+// the unique index.
 func (s *Store) Append(ctx context.Context, meta domain.Metadata, appends ...StreamAppend) ([]domain.Event, error) {
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("eventstore: append: begin: %w", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	events, err := s.AppendTx(ctx, tx, meta, appends...)
+	events, err := s.appendWith(ctx, s.pool, meta, appends)
 	if err != nil {
 		return nil, err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, classify(fmt.Errorf("eventstore: append: commit: %w", err), appends)
 	}
 	s.Notify()
 	return events, nil
@@ -106,6 +103,15 @@ func (s *Store) Append(ctx context.Context, meta domain.Metadata, appends ...Str
 // AppendTx should be that first write. The global order is (xid, position),
 // so this is what makes a stream's events appear in version order in it.
 func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, meta domain.Metadata, appends ...StreamAppend) ([]domain.Event, error) {
+	return s.appendWith(ctx, tx, meta, appends)
+}
+
+// querier is what appendWith needs of a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func (s *Store) appendWith(ctx context.Context, q querier, meta domain.Metadata, appends []StreamAppend) ([]domain.Event, error) {
 	if err := validate(appends); err != nil {
 		return nil, fmt.Errorf("eventstore: append: %w", err)
 	}
@@ -113,8 +119,12 @@ func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, meta domain.Metadata, a
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: append: metadata: %w", err)
 	}
+	metaCanon, err := canonicalJSON(metaJSON) // once: the same for every event
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: append: metadata: %w", err)
+	}
 
-	prev, err := s.heads(ctx, tx, appends)
+	prev, err := s.heads(ctx, q, appends)
 	if err != nil {
 		return nil, err
 	}
@@ -146,9 +156,11 @@ func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, meta domain.Metadata, a
 				Metadata:      meta,
 				RecordedAt:    now,
 			}
-			if h, err = chainHash(h, &e, ne.Data, metaJSON); err != nil {
-				return nil, fmt.Errorf("eventstore: append: %s v%d: %w", a.StreamID, e.StreamVersion, err)
+			cd, err := canonicalJSON(ne.Data)
+			if err != nil {
+				return nil, domain.Invalid("invalid append", domain.FieldError{Field: fmt.Sprintf("events[%s v%d].data", a.StreamID, e.StreamVersion), Error: err.Error()})
 			}
+			h = chainHash(h, &e, cd, metaCanon)
 			e.Hash = h
 			events = append(events, e)
 			cols.id = append(cols.id, e.ID)
@@ -163,7 +175,7 @@ func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, meta domain.Metadata, a
 		}
 	}
 
-	rows, err := tx.Query(ctx, `
+	rows, err := q.Query(ctx, `
 		INSERT INTO events (id, tenant_id, stream_type, stream_id, stream_version, type,
 		                    schema_version, data, metadata, recorded_at, hash)
 		SELECT id, tenant_id, stream_type, stream_id, stream_version, type,
@@ -199,7 +211,7 @@ func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, meta domain.Metadata, a
 
 // heads returns the hash of each stream's head at its expected version, and
 // fails with a version conflict if a stream is not (yet) at that version.
-func (s *Store) heads(ctx context.Context, tx pgx.Tx, appends []StreamAppend) (map[string][]byte, error) {
+func (s *Store) heads(ctx context.Context, q querier, appends []StreamAppend) (map[string][]byte, error) {
 	prev := make(map[string][]byte, len(appends))
 	var tenants, streams []string
 	var versions []int64
@@ -213,7 +225,7 @@ func (s *Store) heads(ctx context.Context, tx pgx.Tx, appends []StreamAppend) (m
 	if len(streams) == 0 {
 		return prev, nil
 	}
-	rows, err := tx.Query(ctx, `
+	rows, err := q.Query(ctx, `
 		SELECT e.stream_id, e.stream_type, e.hash
 		FROM unnest($1::text[], $2::text[], $3::bigint[]) AS k(tenant_id, stream_id, stream_version)
 		JOIN events e USING (tenant_id, stream_id, stream_version)`, tenants, streams, versions)

@@ -223,6 +223,9 @@ func TestReadAllPagesInGlobalOrder(t *testing.T) {
 			want = append(want, e.ID)
 		}
 	}
+	lastTx, err := s.LastTxID(ctx)
+	require.NoError(t, err)
+	require.NoError(t, s.AwaitVisible(ctx, lastTx))
 	var got []string
 	var cp domain.Checkpoint
 	var prev domain.Checkpoint

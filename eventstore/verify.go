@@ -3,6 +3,7 @@ package eventstore
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/arrears/arrears/domain"
@@ -67,11 +68,12 @@ func (s *Store) VerifyChains(ctx context.Context, progress func(events int64)) (
 		if e.StreamVersion != lastVersion+1 {
 			problem(fmt.Sprintf("version %d follows %d", e.StreamVersion, lastVersion))
 		}
-		h, err := chainHash(prev, &e, []byte(data), []byte(meta))
+		cd, err1 := canonicalJSON([]byte(data))
+		cm, err2 := canonicalJSON([]byte(meta))
 		switch {
-		case err != nil:
-			problem("unreadable: " + err.Error())
-		case !bytes.Equal(h, e.Hash):
+		case err1 != nil || err2 != nil:
+			problem(fmt.Sprintf("unreadable: %v", errors.Join(err1, err2)))
+		case !bytes.Equal(chainHash(prev, &e, cd, cm), e.Hash):
 			problem("hash mismatch: the event or its predecessor was altered")
 		}
 		// Continue the chain from the stored hash so one altered event is

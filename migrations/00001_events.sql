@@ -22,8 +22,6 @@ CREATE TABLE events (
 -- the oldest running transaction (pg_snapshot_xmin), so no event can appear
 -- behind a reader's checkpoint later.
 CREATE INDEX events_global_order ON events (tx_id, position);
-CREATE INDEX events_tenant_type ON events (tenant_id, type, position);
-CREATE INDEX events_recorded_at ON events (recorded_at);
 
 -- +goose StatementBegin
 CREATE FUNCTION events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -40,6 +40,7 @@ func TestStreamHeadsValues(t *testing.T) {
 	last, err := store.Append(ctx, domain.Metadata{}, a)
 	require.NoError(t, err)
 
+	require.NoError(t, store.AwaitVisible(ctx, last[0].TxID))
 	engine := projections.NewEngine(store)
 	_, err = engine.CatchUp(ctx, projections.StreamHeads{}, -1, 2)
 	require.NoError(t, err)
@@ -74,6 +75,9 @@ func TestApplyFillsLargeGap(t *testing.T) {
 		require.NoError(t, err)
 		n += k
 	}
+	lastTx, err := store.LastTxID(ctx)
+	require.NoError(t, err)
+	require.NoError(t, store.AwaitVisible(ctx, lastTx))
 	all, err := store.ReadAll(ctx, domain.Checkpoint{}, total)
 	require.NoError(t, err)
 	require.Len(t, all, total)

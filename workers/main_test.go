@@ -42,7 +42,7 @@ var logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level:
 
 // env is one isolated installation: its own database and JetStream stream.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	store *eventstore.Store
 	pool  *pgxpool.Pool
 	nc    *nats.Conn
@@ -51,7 +51,7 @@ type env struct {
 	ids   *domain.IDGenerator
 }
 
-func newEnv(t *testing.T, natsURL string) *env {
+func newEnv(t testing.TB, natsURL string) *env {
 	t.Helper()
 	_, pool := testDB.Isolated(t, 10)
 	if natsURL == "" {
@@ -66,7 +66,7 @@ func newEnv(t *testing.T, natsURL string) *env {
 }
 
 // run starts fn in a goroutine stopped at test cleanup (or by the returned func).
-func run(t *testing.T, fn func(ctx context.Context) error) (stop func()) {
+func run(t testing.TB, fn func(ctx context.Context) error) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {

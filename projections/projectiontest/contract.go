@@ -50,6 +50,9 @@ func runSeed(t *testing.T, db *pgtest.DB, p projections.Projection, workload Wor
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 
 	workload(t, rng, store)
+	last, err := store.LastTxID(ctx)
+	require.NoError(t, err)
+	require.NoError(t, store.AwaitVisible(ctx, last))
 
 	var all []projections.Sequenced
 	var cp domain.Checkpoint
