@@ -1,20 +1,19 @@
-// Package api is arrears' thin HTTP layer: routing, request ids, health,
-// readiness and metrics. Writes go to domain commands, reads come from
-// projections.
+// Package api is arrears' thin HTTP layer: authentication, scopes, tenant
+// and mode scoping, idempotency, rate limits, validation, problem+json
+// errors, pagination and read-your-writes. Writes go to domain commands,
+// reads come from projections.
 package api
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
-	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/arrears/arrears/eventstore"
 )
 
 // Check is one readiness check: it returns details to show and an error
@@ -24,40 +23,100 @@ type Check struct {
 	Fn   func(ctx context.Context) (any, error)
 }
 
-// Server is the HTTP handler.
-type Server struct {
-	router chi.Router
-	checks []Check
-	log    *slog.Logger
+// RateLimit is a per-key request budget: Requests per Per, refilled
+// continuously. Zero Requests disables limiting.
+type RateLimit struct {
+	Requests int
+	Per      time.Duration
 }
 
-// NewServer returns the handler serving /healthz, /readyz and /metrics.
-func NewServer(log *slog.Logger, checks ...Check) *Server {
-	s := &Server{router: chi.NewRouter(), checks: checks, log: log}
-	s.router.Use(requestID, middleware.Recoverer)
-	s.router.Get("/healthz", s.healthz)
-	s.router.Get("/readyz", s.readyz)
-	s.router.Handle("/metrics", promhttp.Handler())
+// Config tunes the API.
+type Config struct {
+	BodyLimit      int64         // request body bytes; default 1 MiB
+	RateLimit      RateLimit     // per API key
+	IdempotencyTTL time.Duration // how long Idempotency-Key records are kept; default 24 h (the minimum)
+	WaitLimit      time.Duration // longest min_position wait; default 5 s
+}
+
+func (c Config) withDefaults() Config {
+	if c.BodyLimit <= 0 {
+		c.BodyLimit = 1 << 20
+	}
+	if c.IdempotencyTTL < 24*time.Hour {
+		c.IdempotencyTTL = 24 * time.Hour
+	}
+	if c.WaitLimit <= 0 {
+		c.WaitLimit = 5 * time.Second
+	}
+	return c
+}
+
+// Deps is what the server needs. Without a Store only health, readiness and
+// metrics are served (relay and worker processes).
+type Deps struct {
+	Log    *slog.Logger
+	Store  *eventstore.Store
+	Auth   *eventstore.Authenticator
+	Checks []Check
+	Config Config
+}
+
+// Server is the HTTP handler.
+type Server struct {
+	router  chi.Router
+	checks  []Check
+	log     *slog.Logger
+	store   *eventstore.Store
+	auth    *eventstore.Authenticator
+	cfg     Config
+	limiter *rateLimiter
+}
+
+// NewServer returns the handler.
+func NewServer(d Deps) *Server {
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	s := &Server{router: chi.NewRouter(), checks: d.Checks, log: d.Log, store: d.Store, auth: d.Auth, cfg: d.Config.withDefaults()}
+	s.limiter = newRateLimiter(s.cfg.RateLimit)
+	r := s.router
+	r.Use(requestID, s.recoverer, s.accessLog)
+	r.Get("/healthz", s.healthz)
+	r.Get("/readyz", s.readyz)
+	r.Handle("/metrics", promhttp.Handler())
+	r.Get("/problems/{slug}", func(w http.ResponseWriter, r *http.Request) { problemPage(w, r, chi.URLParam(r, "slug")) })
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, notFoundRoute(r))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, Problem{Type: ProblemTypePrefix + "method-not-allowed", Title: "Method not allowed", Status: http.StatusMethodNotAllowed,
+			Detail: r.Method + " is not allowed on " + r.URL.Path, RequestID: w.Header().Get(HeaderRequestID)})
+	})
+	if s.store != nil {
+		s.routes()
+	}
 	return s
 }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
 
-// Router exposes the router so feature packages can mount their routes.
-func (s *Server) Router() chi.Router { return s.router }
+// routes mounts the /v1 API.
+func (s *Server) routes() {
+	s.router.Route("/v1", func(r chi.Router) {
+		r.Use(s.bodyLimit)
+		r.Post("/oauth2/token", s.token)
+		r.Group(func(r chi.Router) {
+			r.Use(s.authenticate, s.rateLimit, s.idempotency)
+			r.Get("/organization", s.organization)
 
-// HeaderRequestID is echoed when the client sends one, generated otherwise.
-const HeaderRequestID = "X-Request-Id"
+			r.With(s.require("keys", "read")).Get("/api-keys", s.listKeys)
+			r.With(s.require("keys", "write")).Post("/api-keys", s.createKey)
+			r.With(s.require("keys", "read")).Get("/api-keys/{id}", s.getKey)
+			r.With(s.require("keys", "write")).Delete("/api-keys/{id}", s.revokeKey)
 
-func requestID(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(HeaderRequestID)
-		if id == "" || len(id) > 200 {
-			id = "req_" + ulid.MustNew(ulid.Now(), rand.Reader).String()
-		}
-		w.Header().Set(HeaderRequestID, id)
-		next.ServeHTTP(w, r)
+			r.With(s.require("events", "read")).Get("/streams/{id}", s.getStream)
+		})
 	})
 }
 
@@ -84,10 +143,4 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		results[c.Name] = res
 	}
 	writeJSON(w, code, map[string]any{"status": status, "checks": results})
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
 }

@@ -17,6 +17,7 @@ const (
 	EFORBIDDEN    = "forbidden"
 	EUNAUTHORIZED = "unauthorized"
 	ERATELIMITED  = "rate_limited"
+	EUNAVAILABLE  = "unavailable" // temporarily: try again later
 	EINTERNAL     = "internal"
 )
 
@@ -32,7 +33,10 @@ type Error struct {
 	Code    string
 	Message string
 	Fields  []FieldError
-	Err     error
+	// Reason is an optional stable, machine-readable refinement of Code
+	// (e.g. "read_only_key", "idempotency_key_reused"), shown to API clients.
+	Reason string
+	Err    error
 }
 
 // Error implements the error interface.

@@ -18,6 +18,8 @@ const (
 	PrefixDebtor  = "dbt"
 	PrefixClaim   = "clm"
 	PrefixPayment = "pay"
+	PrefixAPIKey  = "key"
+	PrefixToken   = "tok"
 )
 
 // IDGenerator makes prefixed ULIDs (e.g. "evt_01JD…"), monotonic within a

@@ -43,24 +43,27 @@ func (StreamHeads) Apply(ctx context.Context, tx pgx.Tx, events []domain.Event) 
 	tenant, stream, stype, lastID, lastType := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	version, count, pos := make([]int64, n), make([]int64, n), make([]int64, n)
 	first, last := make([]time.Time, n), make([]time.Time, n)
+	sandbox := make([]bool, n)
 	for i, h := range heads {
+		sandbox[i] = h.e.Metadata.Sandbox
 		tenant[i], stream[i], stype[i], lastID[i], lastType[i] = h.e.TenantID, h.e.StreamID, h.e.StreamType, h.e.ID, h.e.Type
 		version[i], count[i], pos[i] = h.e.StreamVersion, h.count, h.e.Position
 		first[i], last[i] = h.first, h.e.RecordedAt
 	}
 	_, err := tx.Exec(ctx, `
 		INSERT INTO stream_heads AS h (tenant_id, stream_id, stream_type, version, event_count,
-		                               last_event_id, last_event_type, last_position, first_recorded, last_recorded)
+		                               last_event_id, last_event_type, last_position, first_recorded, last_recorded, sandbox)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[],
-		                     $6::text[], $7::text[], $8::bigint[], $9::timestamptz[], $10::timestamptz[])
+		                     $6::text[], $7::text[], $8::bigint[], $9::timestamptz[], $10::timestamptz[], $11::boolean[])
 		ON CONFLICT (tenant_id, stream_id) DO UPDATE SET
 			version = EXCLUDED.version,
 			event_count = h.event_count + EXCLUDED.event_count,
 			last_event_id = EXCLUDED.last_event_id,
 			last_event_type = EXCLUDED.last_event_type,
 			last_position = EXCLUDED.last_position,
-			last_recorded = EXCLUDED.last_recorded`,
-		tenant, stream, stype, version, count, lastID, lastType, pos, first, last)
+			last_recorded = EXCLUDED.last_recorded,
+			sandbox = EXCLUDED.sandbox`,
+		tenant, stream, stype, version, count, lastID, lastType, pos, first, last, sandbox)
 	return err
 }
 

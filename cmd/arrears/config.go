@@ -9,6 +9,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/arrears/arrears/api"
 	"github.com/arrears/arrears/workers"
 )
 
@@ -35,6 +36,12 @@ type Config struct {
 	ReadyMaxRelayLag    time.Duration `env:"ARREARS_READY_MAX_RELAY_LAG" envDefault:"30s"`
 	ShutdownTimeout     time.Duration `env:"ARREARS_SHUTDOWN_TIMEOUT" envDefault:"30s"`
 
+	RateLimitRequests int           `env:"ARREARS_RATE_LIMIT_REQUESTS" envDefault:"100"` // per key; 0 disables
+	RateLimitPer      time.Duration `env:"ARREARS_RATE_LIMIT_PER" envDefault:"1s"`
+	BodyLimit         int64         `env:"ARREARS_BODY_LIMIT" envDefault:"1048576"` // bytes
+	IdempotencyTTL    time.Duration `env:"ARREARS_IDEMPOTENCY_TTL" envDefault:"24h"`
+	ReadWaitLimit     time.Duration `env:"ARREARS_READ_WAIT_LIMIT" envDefault:"5s"` // longest min_position wait
+
 	httpAddrSet bool // ARREARS_HTTP_ADDR given explicitly
 }
 
@@ -45,6 +52,15 @@ func loadConfig() (Config, error) {
 	}
 	_, cfg.httpAddrSet = os.LookupEnv("ARREARS_HTTP_ADDR")
 	return cfg, nil
+}
+
+func (c Config) apiConfig() api.Config {
+	return api.Config{
+		BodyLimit:      c.BodyLimit,
+		RateLimit:      api.RateLimit{Requests: c.RateLimitRequests, Per: c.RateLimitPer},
+		IdempotencyTTL: c.IdempotencyTTL,
+		WaitLimit:      c.ReadWaitLimit,
+	}
 }
 
 func (c Config) natsConfig() workers.NATSConfig {

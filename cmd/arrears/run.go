@@ -21,6 +21,7 @@ Commands:
   migrate   apply pending schema migrations ("migrate status" lists them)
   replay    rebuild projections from the event store: --projection NAME | --all
   verify    walk every stream's hash chain; exit status 1 if any is broken
+  keys      create, list and revoke API keys ("arrears keys" for usage)
   version   print the version
 
 Configuration comes from environment variables; see README.md.
@@ -48,6 +49,8 @@ func run(ctx context.Context, args []string) error {
 		return migrate(ctx, args)
 	case "replay":
 		return replay(ctx, args)
+	case "keys":
+		return keys(ctx, args)
 	case "verify":
 		if err := noArgs(cmd, args); err != nil {
 			return err

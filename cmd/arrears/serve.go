@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/arrears/arrears/api"
+	"github.com/arrears/arrears/eventstore"
 	"github.com/arrears/arrears/workers"
 )
 
@@ -93,8 +94,16 @@ func serve(ctx context.Context, mode string) error {
 			return detail, failed
 		}})
 	}
-	handler := api.NewServer(log, checks...)
-	_ = runAPI // the /v1 routes mount here as the API grows
+	deps := api.Deps{Log: log, Checks: checks, Config: cfg.apiConfig()}
+	if runAPI {
+		deps.Store, deps.Auth = p.store, eventstore.NewAuthenticator(p.store)
+		if cfg.DatabaseURL == "" {
+			if err := bootstrapDevTenant(ctx, p, log); err != nil {
+				return err
+			}
+		}
+	}
+	handler := api.NewServer(deps)
 
 	ln, err := listen(cfg, log)
 	if err != nil {

@@ -1,0 +1,101 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/arrears/arrears/domain"
+)
+
+// decode reads the request body strictly into v: JSON only, no unknown
+// fields, no trailing data, every type error named by field.
+func decode(r *http.Request, v any) error {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return domain.Invalid(fmt.Sprintf("request body larger than %d bytes", mbe.Limit), domain.FieldError{Field: "body", Error: "too large"})
+		}
+		return fmt.Errorf("read body: %w", err)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return domain.Invalid("request body required", domain.FieldError{Field: "body", Error: "must be a JSON object"})
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if dec.More() {
+		return domain.Invalid("request body has data after the JSON value", domain.FieldError{Field: "body", Error: "must be one JSON object"})
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return domain.Invalid("malformed JSON", domain.FieldError{Field: "body", Error: fmt.Sprintf("invalid JSON at byte %d: %s", syn.Offset, syn.Error())})
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			field = "body"
+		}
+		return domain.Invalid("invalid field type", domain.FieldError{Field: field, Error: "must be " + jsonKind(typ.Type.Kind().String())})
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return domain.Invalid("malformed JSON", domain.FieldError{Field: "body", Error: "unexpected end of JSON"})
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return domain.Invalid("unknown field", domain.FieldError{Field: name, Error: "unknown field"})
+	}
+	return domain.Invalid("malformed JSON", domain.FieldError{Field: "body", Error: err.Error()})
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	case "slice", "array":
+		return "an array"
+	case "map", "struct":
+		return "an object"
+	case "ptr":
+		return "a value of the documented type"
+	}
+	return "a number"
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeJSONType(w http.ResponseWriter, code int, contentType string, v any) {
+	w.Header().Set("Content-Type", contentType)
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+// notFound maps "no rows" to a not-found error naming what, and passes any
+// other error through.
+func notFound(err error, what string) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return domain.Errorf(domain.ENOTFOUND, "%s not found", what)
+	}
+	return err
+}
