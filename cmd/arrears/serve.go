@@ -121,6 +121,9 @@ func serve(ctx context.Context, mode string) error {
 	for _, pr := range projectors {
 		wg.Go(func() { _ = pr.Run(wctx) })
 	}
+	if runAPI {
+		wg.Go(func() { handler.Sweep(wctx, 10*time.Minute) })
+	}
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- srv.Serve(ln) }()
 	log.Info("arrears ready", "url", "http://"+ln.Addr().String(), "relay", runRelay, "workers", runWorkers, "api", runAPI)
