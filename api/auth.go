@@ -68,9 +68,16 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	})
 }
 
-// require answers 403 unless the caller may do action on resource.
+// require answers 403 unless the caller may do action on resource. Writes
+// then go through Idempotency-Key handling: only after the scope check,
+// because Idempotency-Key records are shared by the tenant's keys of a mode,
+// and a replay must neither show a stored response to a key that may not make
+// the request nor store a refusal that the keys that may would then get.
 func (s *Server) require(resource, action string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
+		if action == "write" {
+			next = s.idempotency(next)
+		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if err := principal(r).Can(resource, action); err != nil {
 				writeError(w, r, err)

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -32,12 +34,59 @@ func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		if field := failingField(body, v); field != "" {
+			return domain.Invalid("invalid field", domain.FieldError{Field: field, Error: fieldMessage(err)})
+		}
 		return jsonError(err)
 	}
 	if dec.More() {
 		return domain.Invalid("request body has data after the JSON value", domain.FieldError{Field: "body", Error: "must be one JSON object"})
 	}
 	return nil
+}
+
+// failingField finds, for an error that encoding/json does not attribute to
+// a field (a field type's own UnmarshalJSON refused the value, as time.Time
+// does), the top-level field of the struct v whose value fails to decode.
+func failingField(body []byte, v any) string {
+	var typ *json.UnmarshalTypeError
+	var syn *json.SyntaxError
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return ""
+	}
+	rv := reflect.ValueOf(v)
+	for rv.Kind() == reflect.Pointer {
+		rv = rv.Elem()
+	}
+	if rv.Kind() != reflect.Struct {
+		return ""
+	}
+	t := rv.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		val, ok := raw[name]
+		if !ok {
+			continue
+		}
+		err := json.Unmarshal(val, reflect.New(f.Type).Interface())
+		if err != nil && !errors.As(err, &typ) && !errors.As(err, &syn) {
+			return name
+		}
+	}
+	return ""
+}
+
+func fieldMessage(err error) string {
+	var pe *time.ParseError
+	if errors.As(err, &pe) || strings.Contains(err.Error(), "Time.UnmarshalJSON") {
+		return "must be an RFC 3339 timestamp, e.g. 2026-12-31T23:59:59Z"
+	}
+	return "invalid value: " + err.Error()
 }
 
 func jsonError(err error) error {

@@ -82,7 +82,7 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if len(key) > 255 || !validRequestID(key) {
+		if len(key) > 255 || !printableASCII(key) {
 			writeError(w, r, domain.Invalid("invalid Idempotency-Key", domain.FieldError{Field: "header:Idempotency-Key", Error: "must be 1 to 255 printable ASCII characters"}))
 			return
 		}
@@ -133,6 +133,16 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 			s.log.Error("idempotency: record outcome", "err", err, "request_id", requestIDFrom(r.Context()))
 		}
 	})
+}
+
+// printableASCII reports whether s is only visible ASCII (0x21-0x7e).
+func printableASCII(s string) bool {
+	for _, c := range []byte(s) {
+		if c < 0x21 || c > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 type storedResponse struct {

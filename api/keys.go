@@ -145,12 +145,12 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="arrears"`)
 		}
 		w.Header().Set("Cache-Control", "no-store")
-		slug := map[int]string{http.StatusUnauthorized: "unauthorized"}[status]
-		if slug == "" {
-			slug = "invalid"
+		pt := problemTypes["bad_request"]
+		if status == http.StatusUnauthorized {
+			pt = problemTypes[domain.EUNAUTHORIZED]
 		}
 		writeJSONType(w, status, "application/problem+json", map[string]any{
-			"type": ProblemTypePrefix + slug, "title": http.StatusText(status), "status": status, "detail": desc,
+			"type": ProblemTypePrefix + pt.Slug, "title": pt.Title, "status": status, "detail": desc,
 			"error": code, "error_description": desc, "request_id": w.Header().Get(HeaderRequestID)})
 	}
 	if err := r.ParseForm(); err != nil {
@@ -167,6 +167,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 	if id == "" || secret == "" {
 		oauthErr(http.StatusUnauthorized, "invalid_client", "client credentials required: HTTP Basic client_id:client_secret, or client_id and client_secret form fields")
+		return
+	}
+	if !s.allow(w, r, "oauth:"+id) {
 		return
 	}
 	tok, expires, err := s.auth.IssueToken(r.Context(), id, secret)

@@ -38,6 +38,8 @@ var problemTypes = map[string]problemType{
 	domain.EUNAUTHORIZED: {"unauthorized", "Unauthorized", http.StatusUnauthorized, "No API key or token, or one that is invalid, expired or revoked. Send `Authorization: Bearer sk_live_…|sk_test_…|tok_…` or `X-Api-Key`."},
 	domain.ERATELIMITED:  {"rate-limited", "Too many requests", http.StatusTooManyRequests, "The API key exceeded its request rate. Wait `Retry-After` seconds; `X-RateLimit-*` headers tell the budget."},
 	domain.EUNAVAILABLE:  {"unavailable", "Temporarily unavailable", http.StatusServiceUnavailable, "A dependency is behind or unreachable, e.g. a projection has not reached the requested min_position within the wait limit. Retry after `Retry-After` seconds."},
+	"bad_request":        {"bad-request", "Bad request", http.StatusBadRequest, "The request is not in the form the endpoint takes (for POST /v1/oauth2/token: OAuth2's `invalid_request` and `unsupported_grant_type`, also given as `error` and `error_description`)."},
+	"method_not_allowed": {"method-not-allowed", "Method not allowed", http.StatusMethodNotAllowed, "The path exists, but not with this method: the `Allow` header lists the methods it has."},
 	domain.EINTERNAL:     {"internal", "Internal error", http.StatusInternalServerError, "Something failed on our side. Nothing you can fix by changing the request; quote the `request_id` when reporting it."},
 }
 
@@ -65,7 +67,10 @@ func problemFor(err error, requestID string) Problem {
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	id := w.Header().Get(HeaderRequestID)
 	p := problemFor(err, id)
-	if p.Status >= 500 {
+	if p.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	if p.Status >= 500 && p.Status != http.StatusServiceUnavailable {
 		slog.Default().ErrorContext(r.Context(), "request failed", "request_id", id, "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	writeProblem(w, p)

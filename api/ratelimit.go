@@ -74,17 +74,27 @@ func (s *Server) rateLimit(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ok, remaining, reset, retry := s.limiter.take(principal(r).KeyID)
-		h := w.Header()
-		h.Set("X-RateLimit-Limit", strconv.Itoa(s.cfg.RateLimit.Requests))
-		h.Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
-		h.Set("X-RateLimit-Reset", strconv.Itoa(reset))
-		if !ok {
-			h.Set("Retry-After", strconv.Itoa(retry))
-			writeError(w, r, domain.Errorf(domain.ERATELIMITED, "rate limit of %d requests per %s exceeded for this API key; retry after %d s",
-				s.cfg.RateLimit.Requests, s.cfg.RateLimit.Per, retry))
-			return
+		if s.allow(w, r, principal(r).KeyID) {
+			next.ServeHTTP(w, r)
 		}
-		next.ServeHTTP(w, r)
 	})
+}
+
+// allow spends one request of bucket's budget, sets the rate-limit headers,
+// and answers 429 (returning false) when the budget is spent.
+func (s *Server) allow(w http.ResponseWriter, r *http.Request, bucket string) bool {
+	if s.cfg.RateLimit.Requests <= 0 || s.cfg.RateLimit.Per <= 0 {
+		return true
+	}
+	ok, remaining, reset, retry := s.limiter.take(bucket)
+	h := w.Header()
+	h.Set("X-RateLimit-Limit", strconv.Itoa(s.cfg.RateLimit.Requests))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
+	h.Set("X-RateLimit-Reset", strconv.Itoa(reset))
+	if !ok {
+		h.Set("Retry-After", strconv.Itoa(retry))
+		writeError(w, r, domain.Errorf(domain.ERATELIMITED, "rate limit of %d requests per %s exceeded for this credential; retry after %d s",
+			s.cfg.RateLimit.Requests, s.cfg.RateLimit.Per, retry))
+	}
+	return ok
 }

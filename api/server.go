@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -83,12 +84,15 @@ func NewServer(d Deps) *Server {
 	r.Use(requestID, s.recoverer, s.accessLog)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
-	r.Handle("/metrics", promhttp.Handler())
+	r.Method(http.MethodGet, "/metrics", promhttp.Handler())
 	r.Get("/problems/{slug}", func(w http.ResponseWriter, r *http.Request) { problemPage(w, r, chi.URLParam(r, "slug")) })
+	r.Get("/openapi/v1.json", serveOpenAPI)
+	r.Get("/reference", serveReference)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, notFoundRoute(r))
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", strings.Join(s.allowed(r.URL.Path), ", "))
 		writeProblem(w, Problem{Type: ProblemTypePrefix + "method-not-allowed", Title: "Method not allowed", Status: http.StatusMethodNotAllowed,
 			Detail: r.Method + " is not allowed on " + r.URL.Path, RequestID: w.Header().Get(HeaderRequestID)})
 	})
@@ -107,7 +111,9 @@ func (s *Server) routes() {
 		r.Use(s.bodyLimit)
 		r.Post("/oauth2/token", s.token)
 		r.Group(func(r chi.Router) {
-			r.Use(s.authenticate, s.rateLimit, s.idempotency)
+			// Idempotency-Key is honoured by require(…, "write"), after the
+			// scope check (see there).
+			r.Use(s.authenticate, s.rateLimit)
 			r.Get("/organization", s.organization)
 
 			r.With(s.require("keys", "read")).Get("/api-keys", s.listKeys)

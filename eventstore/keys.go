@@ -175,15 +175,19 @@ func (s *Store) CreateKeyTx(ctx context.Context, tx pgx.Tx, in NewKey, meta doma
 }
 
 // RevokeKeyTx revokes a key of the tenant in mode (api_key.revoked); its
-// access tokens stop working with it. Revoking a revoked key is a no-op
-// (zero event).
+// access tokens stop working with it. Revoking a revoked key changes nothing
+// and returns the earlier revocation event.
 func (s *Store) RevokeKeyTx(ctx context.Context, tx pgx.Tx, tenantID string, mode domain.Mode, id string, meta domain.Metadata) (domain.APIKey, domain.Event, error) {
 	k, err := s.Key(ctx, tenantID, mode, id)
 	if err != nil {
 		return k, domain.Event{}, err
 	}
 	if k.RevokedAt != nil {
-		return k, domain.Event{}, nil
+		evs, err := s.ReadStream(ctx, tenantID, id, 1)
+		if err != nil || len(evs) == 0 {
+			return k, domain.Event{}, err
+		}
+		return k, evs[0], nil
 	}
 	now := recordedAt(s.now())
 	meta.Sandbox = mode.Sandbox()

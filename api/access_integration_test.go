@@ -1,0 +1,350 @@
+package api_test
+
+// Tenant isolation, scopes, read-only keys and modes.
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/arrears/arrears/domain"
+	"github.com/arrears/arrears/eventstore"
+)
+
+// requireSameAsMissing requires that asking (method, pattern) for foreignID
+// answers exactly like asking for a well-formed id nothing has: same status,
+// same headers but X-Request-Id and Date, same body but request_id (and the
+// id itself, which the detail quotes).
+func (e *env) requireSameAsMissing(t *testing.T, secret, method, pattern, foreignID string) {
+	t.Helper()
+	missing := e.freshID(foreignID)
+	require.Len(t, missing, len(foreignID))
+	ask := func(id string) (int, http.Header, string) {
+		r := e.send(t, req{Method: method, Path: strings.Replace(pattern, "{id}", id, 1), Auth: secret})
+		h := r.Header.Clone()
+		h.Del("X-Request-Id")
+		h.Del("Date")
+		body := strings.ReplaceAll(string(r.Body), `"request_id":"`+r.Header.Get("X-Request-Id")+`"`, `"request_id":"…"`)
+		return r.Status, h, strings.ReplaceAll(body, id, "{id}")
+	}
+	ms, mh, mb := ask(missing)
+	require.Equal(t, http.StatusNotFound, ms, "%s %s for a missing id: %s", method, pattern, mb)
+	fs, fh, fb := ask(foreignID)
+	what := fmt.Sprintf("%s %s with another tenant's or mode's id %s", method, pattern, foreignID)
+	require.Equal(t, ms, fs, "%s: status", what)
+	require.Equal(t, mh, fh, "%s: headers", what)
+	require.Equal(t, mb, fb, "%s: body", what)
+}
+
+// TestCrossTenantEveryResourceRoute: a key of tenant A asking for tenant B's
+// existing resource gets exactly the answer to a missing id, on every route
+// that takes an {id}; the table below must cover every such route the router
+// has.
+func TestCrossTenantEveryResourceRoute(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{projector: true})
+	a, b := e.tenant(t, "Tenant A"), e.tenant(t, "Tenant B")
+	aKey := e.key(t, a.ID, eventstore.NewKey{Name: "a"})
+	bKey := e.key(t, b.ID, eventstore.NewKey{Name: "b"})
+	bTest := e.key(t, b.ID, eventstore.NewKey{Name: "b test", Mode: domain.ModeTest})
+	victim := e.key(t, b.ID, eventstore.NewKey{Name: "victim", Scopes: []string{"events:read"}})
+	victimTest := e.key(t, b.ID, eventstore.NewKey{Name: "victim test", Mode: domain.ModeTest})
+	// A has resources of its own, so "not found" is not just "A has nothing".
+	e.key(t, a.ID, eventstore.NewKey{Name: "a other"})
+
+	// B's resources, each with a key of B that sees it.
+	type foreign struct{ id, owner string }
+	keysOfB := []foreign{{victim.ID, bKey.Secret}, {bKey.ID, bKey.Secret}, {victimTest.ID, bTest.Secret}}
+	streamsOfB := []foreign{{victim.ID, bKey.Secret}, {b.ID, bKey.Secret}, {victimTest.ID, bTest.Secret}}
+	table := map[route][]foreign{
+		{http.MethodGet, "/v1/api-keys/{id}"}:    keysOfB,
+		{http.MethodDelete, "/v1/api-keys/{id}"}: keysOfB,
+		{http.MethodGet, "/v1/streams/{id}"}:     streamsOfB,
+	}
+	for _, r := range e.routes(t) {
+		if strings.Contains(r.Pattern, "{id}") {
+			require.Contains(t, table, r, "route %s %s takes an {id} but has no cross-tenant case here: add one", r.Method, r.Pattern)
+		}
+	}
+
+	// B sees each of them (the stream heads are projected: read B's writes).
+	wait := fmt.Sprintf("?min_position=%d", victimTest.Position)
+	for _, f := range keysOfB {
+		require.Equal(t, http.StatusOK, e.get(t, f.owner, "/v1/api-keys/"+f.id).Status)
+	}
+	for _, f := range streamsOfB {
+		r := e.get(t, f.owner, "/v1/streams/"+f.id+wait)
+		require.Equal(t, http.StatusOK, r.Status, "B's stream %s: %s", f.id, r.Body)
+	}
+
+	for rt, ids := range table {
+		for _, f := range ids {
+			t.Run(rt.Method+" "+rt.Pattern+" "+f.id, func(t *testing.T) {
+				e.requireSameAsMissing(t, aKey.Secret, rt.Method, rt.Pattern, f.id)
+			})
+		}
+	}
+	// A's DELETEs changed nothing.
+	for _, k := range []apiKey{bKey, bTest, victim, victimTest} {
+		e.requireActive(t, k)
+	}
+	require.Zero(t, e.count(t, `SELECT count(*) FROM events WHERE type = 'api_key.revoked'`))
+}
+
+// TestScopes: each route needs its scope, a write scope implies read, and an
+// empty scope list is full access.
+func TestScopes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{projector: true})
+	ten := e.tenant(t, "Scopes")
+	target := e.key(t, ten.ID, eventstore.NewKey{Name: "target"})
+	keys := map[string]apiKey{}
+	for _, sc := range []string{"keys:read", "keys:write", "events:read", "events:write", "accounts:write", ""} {
+		var scopes []string
+		if sc != "" {
+			scopes = []string{sc}
+		}
+		keys[sc] = e.key(t, ten.ID, eventstore.NewKey{Name: "scope " + sc, Scopes: scopes})
+	}
+	stream := fmt.Sprintf("/v1/streams/%s?min_position=%d", target.ID, target.Position)
+	const ok, denied = http.StatusOK, http.StatusForbidden
+	cases := []struct {
+		scope        string
+		method, path string
+		want         int
+	}{
+		{"keys:read", http.MethodGet, "/v1/api-keys", ok},
+		{"keys:read", http.MethodGet, "/v1/api-keys/" + target.ID, ok},
+		{"keys:read", http.MethodPost, "/v1/api-keys", denied},
+		{"keys:read", http.MethodDelete, "/v1/api-keys/" + target.ID, denied},
+		{"keys:read", http.MethodGet, stream, denied},
+		{"keys:write", http.MethodGet, "/v1/api-keys", ok}, // write implies read
+		{"keys:write", http.MethodGet, "/v1/api-keys/" + target.ID, ok},
+		{"keys:write", http.MethodGet, stream, denied},
+		{"events:read", http.MethodGet, stream, ok},
+		{"events:read", http.MethodGet, "/v1/api-keys", denied},
+		{"events:read", http.MethodGet, "/v1/api-keys/" + target.ID, denied},
+		{"events:read", http.MethodPost, "/v1/api-keys", denied},
+		{"events:read", http.MethodDelete, "/v1/api-keys/" + target.ID, denied},
+		{"events:write", http.MethodGet, stream, ok}, // write implies read
+		{"events:write", http.MethodGet, "/v1/api-keys", denied},
+		{"events:write", http.MethodPost, "/v1/api-keys", denied},
+		{"accounts:write", http.MethodGet, stream, denied},
+		{"accounts:write", http.MethodGet, "/v1/api-keys", denied},
+		{"accounts:write", http.MethodDelete, "/v1/api-keys/" + target.ID, denied},
+		{"", http.MethodGet, "/v1/api-keys", ok}, // no scopes: full access
+		{"", http.MethodGet, stream, ok},
+	}
+	for _, sc := range []string{"keys:read", "keys:write", "events:read", "events:write", "accounts:write", ""} {
+		cases = append(cases, struct {
+			scope        string
+			method, path string
+			want         int
+		}{sc, http.MethodGet, "/v1/organization", ok}) // any valid key
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%s %s %s", c.scope, c.method, c.path), func(t *testing.T) {
+			var body any
+			if c.method == http.MethodPost {
+				body = map[string]any{"name": "nope"}
+			}
+			r := e.send(t, req{Method: c.method, Path: c.path, Auth: keys[c.scope].Secret, Body: body})
+			if c.want == denied {
+				p := requireProblem(t, r, http.StatusForbidden, "forbidden", "missing_scope")
+				resource, _, _ := strings.Cut(strings.TrimPrefix(c.path, "/v1/"), "/")
+				require.Contains(t, p.Detail, map[string]string{"api-keys": "keys", "streams": "events"}[resource])
+				return
+			}
+			require.Equal(t, c.want, r.Status, "body: %s", r.Body)
+		})
+	}
+	require.Zero(t, e.count(t, `SELECT count(*) FROM api_keys WHERE name = 'nope'`))
+	e.requireActive(t, target)
+}
+
+// TestReadOnlyKeys: a read_only key refuses every write route the router has
+// (403 read_only_key) whatever its scopes, and still reads.
+func TestReadOnlyKeys(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{projector: true})
+	ten := e.tenant(t, "Read-only")
+	target := e.key(t, ten.ID, eventstore.NewKey{Name: "target"})
+	var all []string
+	for _, res := range domain.Resources {
+		all = append(all, res+":write")
+	}
+	roKeys := map[string]apiKey{
+		"no scopes":         e.key(t, ten.ID, eventstore.NewKey{Name: "ro", ReadOnly: true}),
+		"every write scope": e.key(t, ten.ID, eventstore.NewKey{Name: "ro scoped", ReadOnly: true, Scopes: all}),
+	}
+	var writes []route
+	for _, r := range e.routes(t) {
+		if isWrite(r.Method) && strings.HasPrefix(r.Pattern, "/v1/") && r.Pattern != "/v1/oauth2/token" {
+			writes = append(writes, r)
+		}
+	}
+	require.Contains(t, writes, route{http.MethodPost, "/v1/api-keys"})
+	require.Contains(t, writes, route{http.MethodDelete, "/v1/api-keys/{id}"})
+	for name, k := range roKeys {
+		for _, w := range writes {
+			t.Run(name+" "+w.Method+" "+w.Pattern, func(t *testing.T) {
+				r := e.send(t, req{Method: w.Method, Path: strings.ReplaceAll(w.Pattern, "{id}", target.ID), Auth: k.Secret,
+					Body: map[string]any{"name": "ro made this"}})
+				requireProblem(t, r, http.StatusForbidden, "forbidden", "read_only_key")
+			})
+		}
+		t.Run(name+" reads", func(t *testing.T) {
+			require.Equal(t, http.StatusOK, e.get(t, k.Secret, "/v1/api-keys/"+target.ID).Status)
+			require.Equal(t, http.StatusOK, e.get(t, k.Secret, fmt.Sprintf("/v1/streams/%s?min_position=%d", target.ID, target.Position)).Status)
+		})
+	}
+	require.Zero(t, e.count(t, `SELECT count(*) FROM api_keys WHERE name = 'ro made this'`))
+	e.requireActive(t, target)
+}
+
+// TestNoScopeEscalation: a scoped key can only create keys within its own
+// scopes; created keys keep the creator's read-only flag.
+func TestNoScopeEscalation(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	ten := e.tenant(t, "Escalation")
+	scoped := e.key(t, ten.ID, eventstore.NewKey{Name: "scoped", Scopes: []string{"keys:write", "events:read"}})
+	full := e.key(t, ten.ID, eventstore.NewKey{Name: "full"})
+
+	refused := []struct {
+		name  string
+		body  map[string]any
+		field string
+	}{
+		{"full access (scopes omitted)", map[string]any{"name": "x"}, "scopes"},
+		{"full access (scopes empty)", map[string]any{"name": "x", "scopes": []string{}}, "scopes"},
+		{"scope not held", map[string]any{"name": "x", "scopes": []string{"events:write"}}, "scopes[0]"},
+		{"one scope of two not held", map[string]any{"name": "x", "scopes": []string{"keys:read", "accounts:read"}}, "scopes[1]"},
+		{"unknown resource", map[string]any{"name": "x", "scopes": []string{"bogus:read"}}, "scopes[0]"},
+		{"unknown action", map[string]any{"name": "x", "scopes": []string{"keys:admin"}}, "scopes[0]"},
+	}
+	for _, c := range refused {
+		t.Run(c.name, func(t *testing.T) {
+			p := requireInvalid(t, e.post(t, scoped.Secret, "/v1/api-keys", c.body), c.field)
+			require.True(t, strings.HasPrefix(p.Errors[0].Field, "scopes"), "errors: %+v", p.Errors)
+		})
+	}
+	require.Zero(t, e.count(t, `SELECT count(*) FROM api_keys WHERE name = 'x'`))
+
+	t.Run("within its scopes", func(t *testing.T) {
+		for _, scopes := range [][]string{{"keys:read"}, {"keys:write"}, {"events:read", "keys:write"}} {
+			k := e.createKey(t, scoped.Secret, map[string]any{"name": "within", "scopes": scopes})
+			require.Equal(t, scopes, k.Scopes)
+			org := e.get(t, k.Secret, "/v1/organization").object(t)
+			require.ElementsMatch(t, scopes, org["key"].(map[string]any)["scopes"])
+		}
+	})
+	t.Run("a full-access key can create any key", func(t *testing.T) {
+		k := e.createKey(t, full.Secret, map[string]any{"name": "any", "scopes": []string{"payments:write"}, "read_only": true})
+		require.Equal(t, []string{"payments:write"}, k.Scopes)
+		require.True(t, k.ReadOnly)
+		k = e.createKey(t, full.Secret, map[string]any{"name": "any"})
+		require.Empty(t, k.Scopes)
+	})
+}
+
+// TestScopesApplyBeforeIdempotencyReplay: Idempotency-Key records are shared
+// by the keys of a tenant and mode, so a replay must not let a key without
+// the route's scope (or a read-only key) see a write's stored response, and
+// a refused request must not poison the key for an allowed one.
+func TestScopesApplyBeforeIdempotencyReplay(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	ten := e.tenant(t, "Replay scopes")
+	full := e.key(t, ten.ID, eventstore.NewKey{Name: "full"})
+	reader := e.key(t, ten.ID, eventstore.NewKey{Name: "reader", Scopes: []string{"events:read"}})
+	ro := e.key(t, ten.ID, eventstore.NewKey{Name: "ro", ReadOnly: true})
+	body := map[string]any{"name": "made by full"}
+
+	created := e.post(t, full.Secret, "/v1/api-keys", body, "Idempotency-Key", "shared-1")
+	require.Equal(t, http.StatusCreated, created.Status)
+
+	r := e.post(t, reader.Secret, "/v1/api-keys", body, "Idempotency-Key", "shared-1")
+	requireProblem(t, r, http.StatusForbidden, "forbidden", "missing_scope")
+	require.Empty(t, r.Header.Get("Idempotent-Replayed"))
+	r = e.post(t, ro.Secret, "/v1/api-keys", body, "Idempotency-Key", "shared-1")
+	requireProblem(t, r, http.StatusForbidden, "forbidden", "read_only_key")
+
+	// A refusal is not stored for the tenant's other keys.
+	r = e.post(t, reader.Secret, "/v1/api-keys", map[string]any{"name": "second"}, "Idempotency-Key", "shared-2")
+	requireProblem(t, r, http.StatusForbidden, "forbidden", "missing_scope")
+	r = e.post(t, full.Secret, "/v1/api-keys", map[string]any{"name": "second"}, "Idempotency-Key", "shared-2")
+	require.Equal(t, http.StatusCreated, r.Status, "body: %s", r.Body)
+	require.Empty(t, r.Header.Get("Idempotent-Replayed"))
+}
+
+// TestModes: test keys see only sandbox data and live keys only live data;
+// a test key creates test keys.
+func TestModes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{projector: true})
+	ten := e.tenant(t, "Modes")
+	live := e.key(t, ten.ID, eventstore.NewKey{Name: "live"})
+	test := e.key(t, ten.ID, eventstore.NewKey{Name: "test", Mode: domain.ModeTest})
+	require.True(t, strings.HasPrefix(live.Secret, "sk_live_"))
+	require.True(t, strings.HasPrefix(test.Secret, "sk_test_"))
+
+	liveMade := e.createKey(t, live.Secret, map[string]any{"name": "made live"})
+	testMade := e.createKey(t, test.Secret, map[string]any{"name": "made test"})
+	require.Equal(t, domain.ModeLive, liveMade.Mode)
+	require.True(t, strings.HasPrefix(liveMade.Secret, "sk_live_") && strings.HasPrefix(liveMade.Prefix, "sk_live_"))
+	require.Equal(t, domain.ModeTest, testMade.Mode)
+	require.True(t, strings.HasPrefix(testMade.Secret, "sk_test_") && strings.HasPrefix(testMade.Prefix, "sk_test_"))
+	org := e.get(t, testMade.Secret, "/v1/organization").object(t)
+	require.Equal(t, "test", org["mode"])
+	org = e.get(t, liveMade.Secret, "/v1/organization").object(t)
+	require.Equal(t, "live", org["mode"])
+
+	listed := func(secret string) []string {
+		var l struct {
+			Data []domain.APIKey `json:"data"`
+		}
+		e.get(t, secret, "/v1/api-keys").decode(t, &l)
+		var ids []string
+		for _, k := range l.Data {
+			ids = append(ids, k.ID)
+		}
+		return ids
+	}
+	require.ElementsMatch(t, []string{live.ID, liveMade.ID}, listed(live.Secret))
+	require.ElementsMatch(t, []string{test.ID, testMade.ID}, listed(test.Secret))
+
+	wait := fmt.Sprintf("?min_position=%d", max(liveMade.Position, testMade.Position))
+	sides := []struct {
+		name        string
+		own, other  apiKey // a key of the mode, and one of the other mode
+		ownResource []string
+		otherRes    []string
+	}{
+		{"test key", test, live, []string{testMade.ID, test.ID}, []string{liveMade.ID, live.ID}},
+		{"live key", live, test, []string{liveMade.ID, live.ID}, []string{testMade.ID, test.ID}},
+	}
+	for _, s := range sides {
+		t.Run(s.name, func(t *testing.T) {
+			for _, id := range s.ownResource {
+				require.Equal(t, http.StatusOK, e.get(t, s.own.Secret, "/v1/api-keys/"+id).Status)
+				r := e.get(t, s.own.Secret, "/v1/streams/"+id+wait)
+				require.Equal(t, http.StatusOK, r.Status, "own stream: %s", r.Body)
+			}
+			for _, id := range s.otherRes {
+				e.requireSameAsMissing(t, s.own.Secret, http.MethodGet, "/v1/api-keys/{id}", id)
+				e.requireSameAsMissing(t, s.own.Secret, http.MethodDelete, "/v1/api-keys/{id}", id)
+				e.requireSameAsMissing(t, s.own.Secret, http.MethodGet, "/v1/streams/{id}"+wait, id)
+			}
+		})
+	}
+	// The tenant's own stream is live data.
+	require.Equal(t, http.StatusOK, e.get(t, live.Secret, "/v1/streams/"+ten.ID+wait).Status)
+	e.requireSameAsMissing(t, test.Secret, http.MethodGet, "/v1/streams/{id}"+wait, ten.ID)
+	for _, k := range []apiKey{live, test, liveMade, testMade} {
+		e.requireActive(t, k)
+	}
+}

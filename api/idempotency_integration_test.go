@@ -1,0 +1,335 @@
+package api_test
+
+// Idempotency-Key.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/arrears/arrears/domain"
+	"github.com/arrears/arrears/eventstore"
+)
+
+// inFlightAnswers counts the 409 idempotency_in_progress answers seen.
+var inFlightAnswers atomic.Int64
+
+// sendUntilSettled sends r until the answer is not 409
+// idempotency_in_progress (a concurrent duplicate still in flight).
+func (e *env) sendUntilSettled(r req) (*response, error) {
+	deadline := time.Now().Add(20 * time.Second)
+	for try := 0; ; try++ {
+		if try > 0 {
+			inFlightAnswers.Add(1)
+		}
+		res, err := e.trySend(r)
+		if err != nil {
+			return nil, err
+		}
+		if res.Status != http.StatusConflict {
+			return res, nil
+		}
+		var p problem
+		if err := json.Unmarshal(res.Body, &p); err != nil || p.Reason != "idempotency_in_progress" {
+			return nil, fmt.Errorf("409 that is not idempotency_in_progress: %s", res.Body)
+		}
+		if time.Now().After(deadline) {
+			return nil, errors.New("still in flight after 20 s")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestIdempotencyThousandRequests: 1,000 distinct creations, each sent three
+// times (every third one three times at once), create exactly 1,000 keys;
+// the first answer carries the secret, every replay is the same response
+// without it.
+func TestIdempotencyThousandRequests(t *testing.T) {
+	t.Parallel()
+	const n, sends, parallel = 1000, 3, 32
+	e := newEnv(t, envOptions{maxConns: 24})
+	ten := e.tenant(t, "Idempotency")
+	caller := e.key(t, ten.ID, eventstore.NewKey{Name: "caller"})
+	other := e.tenant(t, "Bystander") // its counts must not move
+	e.key(t, other.ID, eventstore.NewKey{Name: "bystander"})
+
+	responses := make([][]*response, n)
+	for i := range responses {
+		responses[i] = make([]*response, sends)
+	}
+	slots := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	var failed sync.Once
+	fail := func(err error) { failed.Do(func() { t.Errorf("request: %v", err) }) }
+	request := func(i int) req {
+		return req{Method: http.MethodPost, Path: "/v1/api-keys", Auth: caller.Secret,
+			Body:   fmt.Sprintf(`{"name":"idem-%04d"}`, i),
+			Header: []string{"Idempotency-Key", fmt.Sprintf("idem-%s-%04d", ten.ID, i)}}
+	}
+	for i := range n {
+		if i%3 == 0 {
+			// Three at once, released together.
+			start := make(chan struct{})
+			for s := range sends {
+				slots <- struct{}{}
+				wg.Go(func() {
+					defer func() { <-slots }()
+					<-start
+					r, err := e.sendUntilSettled(request(i))
+					if err != nil {
+						fail(err)
+					}
+					responses[i][s] = r
+				})
+			}
+			close(start)
+			continue
+		}
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			for s := range sends {
+				r, err := e.sendUntilSettled(request(i))
+				if err != nil {
+					fail(err)
+					return
+				}
+				responses[i][s] = r
+			}
+		})
+	}
+	wg.Wait()
+	require.False(t, t.Failed())
+	t.Logf("%d answers 409 idempotency_in_progress (retried)", inFlightAnswers.Load())
+
+	var secrets []string
+	for i, rs := range responses {
+		var original *response
+		var replays []*response
+		for _, r := range rs {
+			require.NotNil(t, r)
+			require.Equal(t, http.StatusCreated, r.Status, "request %d: %s", i, r.Body)
+			if r.Header.Get("Idempotent-Replayed") == "true" {
+				replays = append(replays, r)
+			} else {
+				require.Nil(t, original, "request %d: two original responses", i)
+				original = r
+			}
+		}
+		require.NotNil(t, original, "request %d: no original response", i)
+		require.Len(t, replays, sends-1)
+		var first map[string]any
+		require.NoError(t, json.Unmarshal(original.Body, &first))
+		secret, _ := first["secret"].(string)
+		require.True(t, strings.HasPrefix(secret, "sk_live_"), "request %d: first response has no secret: %s", i, original.Body)
+		require.Equal(t, fmt.Sprintf("idem-%04d", i), first["name"])
+		secrets = append(secrets, secret)
+		want := maps.Clone(first)
+		delete(want, "secret")
+		want["secret_withheld"] = true
+		for _, r := range replays {
+			require.Equal(t, replays[0].Body, r.Body, "request %d: replays differ", i)
+			var got map[string]any
+			require.NoError(t, json.Unmarshal(r.Body, &got))
+			require.Equal(t, want, got, "request %d: replay is not the original without its secret", i)
+			for _, h := range []string{"Content-Type", "Location", "Arrears-Position"} {
+				require.Equal(t, original.Header.Get(h), r.Header.Get(h), "request %d: replayed %s", i, h)
+			}
+		}
+		require.Equal(t, "/v1/api-keys/"+first["id"].(string), original.Header.Get("Location"))
+	}
+
+	require.Equal(t, n, e.count(t, `SELECT count(*) FROM api_keys WHERE tenant_id = $1 AND name LIKE 'idem-%'`, ten.ID))
+	require.Equal(t, n+1, e.count(t, `SELECT count(*) FROM api_keys WHERE tenant_id = $1`, ten.ID))
+	require.Equal(t, n+1, e.count(t, `SELECT count(*) FROM events WHERE tenant_id = $1 AND type = 'api_key.created'`, ten.ID))
+	require.Equal(t, n, e.count(t, `SELECT count(DISTINCT data->>'name') FROM events WHERE tenant_id = $1 AND type = 'api_key.created' AND data->>'name' LIKE 'idem-%'`, ten.ID))
+	require.Equal(t, n, e.count(t, `SELECT count(*) FROM idempotency_keys WHERE tenant_id = $1 AND state = 'complete' AND response_status = 201`, ten.ID))
+	require.Equal(t, 1, e.count(t, `SELECT count(*) FROM api_keys WHERE tenant_id = $1`, other.ID))
+	e.requireNoSecrets(t, append(secrets, caller.Secret))
+}
+
+// idempotencyHash is the request hash api/idempotency.go stores.
+func idempotencyHash(method, requestURI string, body []byte) []byte {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%s\n", method, requestURI)
+	h.Write(body)
+	return h.Sum(nil)
+}
+
+func TestIdempotencySemantics(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	ctx := context.Background()
+	ten := e.tenant(t, "Idempotency semantics")
+	live := e.key(t, ten.ID, eventstore.NewKey{Name: "live"})
+	test := e.key(t, ten.ID, eventstore.NewKey{Name: "test", Mode: domain.ModeTest})
+	other := e.tenant(t, "Other")
+	otherKey := e.key(t, other.ID, eventstore.NewKey{Name: "other"})
+	keysNamed := func(name string) int {
+		return e.count(t, `SELECT count(*) FROM api_keys WHERE name = $1`, name)
+	}
+
+	t.Run("same key, different request", func(t *testing.T) {
+		require.Equal(t, http.StatusCreated, e.post(t, live.Secret, "/v1/api-keys", map[string]any{"name": "reuse a"}, "Idempotency-Key", "reuse").Status)
+		p := requireInvalid(t, e.post(t, live.Secret, "/v1/api-keys", map[string]any{"name": "reuse b"}, "Idempotency-Key", "reuse"), "header:Idempotency-Key")
+		require.Equal(t, "idempotency_key_reused", p.Reason)
+		// Another method and path, same key.
+		r := e.delete(t, live.Secret, "/v1/api-keys/"+live.ID, "Idempotency-Key", "reuse")
+		require.Equal(t, "idempotency_key_reused", requireInvalid(t, r, "header:Idempotency-Key").Reason)
+		// The same request still replays.
+		r = e.post(t, live.Secret, "/v1/api-keys", map[string]any{"name": "reuse a"}, "Idempotency-Key", "reuse")
+		require.Equal(t, http.StatusCreated, r.Status)
+		require.Equal(t, "true", r.Header.Get("Idempotent-Replayed"))
+		require.Equal(t, 1, keysNamed("reuse a"))
+		require.Zero(t, keysNamed("reuse b"))
+		e.requireActive(t, live)
+	})
+
+	t.Run("in flight, then taken over", func(t *testing.T) {
+		body := []byte(`{"name":"in flight"}`)
+		_, err := e.pool.Exec(ctx, `INSERT INTO idempotency_keys (tenant_id, key, request_hash, method, path, state, locked_until, expires_at)
+			VALUES ($1, $2, $3, 'POST', '/v1/api-keys', 'in_flight', now() + interval '1 minute', now() + interval '1 day')`,
+			ten.ID, "live:flight", idempotencyHash(http.MethodPost, "/v1/api-keys", body))
+		require.NoError(t, err)
+		for range 2 {
+			r := e.post(t, live.Secret, "/v1/api-keys", body, "Idempotency-Key", "flight")
+			requireProblem(t, r, http.StatusConflict, "conflict", "idempotency_in_progress")
+		}
+		require.Zero(t, keysNamed("in flight"))
+		// A different request with the key in flight is still a reuse.
+		r := e.post(t, live.Secret, "/v1/api-keys", `{"name":"in flight 2"}`, "Idempotency-Key", "flight")
+		require.Equal(t, "idempotency_key_reused", requireInvalid(t, r, "header:Idempotency-Key").Reason)
+
+		// The holder crashed: once its lock lapses, the request runs.
+		_, err = e.pool.Exec(ctx, `UPDATE idempotency_keys SET locked_until = now() - interval '1 second' WHERE tenant_id = $1 AND key = 'live:flight'`, ten.ID)
+		require.NoError(t, err)
+		r = e.post(t, live.Secret, "/v1/api-keys", body, "Idempotency-Key", "flight")
+		require.Equal(t, http.StatusCreated, r.Status, "body: %s", r.Body)
+		require.Empty(t, r.Header.Get("Idempotent-Replayed"))
+		require.Contains(t, r.object(t), "secret")
+		r = e.post(t, live.Secret, "/v1/api-keys", body, "Idempotency-Key", "flight")
+		require.Equal(t, "true", r.Header.Get("Idempotent-Replayed"))
+		require.Equal(t, 1, keysNamed("in flight"))
+	})
+
+	t.Run("a lapsed lock of another request is not taken over", func(t *testing.T) {
+		_, err := e.pool.Exec(ctx, `INSERT INTO idempotency_keys (tenant_id, key, request_hash, method, path, state, locked_until, expires_at)
+			VALUES ($1, $2, $3, 'POST', '/v1/api-keys', 'in_flight', now() - interval '1 minute', now() + interval '1 day')`,
+			ten.ID, "live:lapsed", idempotencyHash(http.MethodPost, "/v1/api-keys", []byte(`{"name":"first"}`)))
+		require.NoError(t, err)
+		r := e.post(t, live.Secret, "/v1/api-keys", `{"name":"second"}`, "Idempotency-Key", "lapsed")
+		require.Equal(t, "idempotency_key_reused", requireInvalid(t, r, "header:Idempotency-Key").Reason)
+	})
+
+	t.Run("modes and tenants are independent", func(t *testing.T) {
+		body := map[string]any{"name": "independent"}
+		var ids []string
+		for _, k := range []apiKey{live, test, otherKey} {
+			r := e.post(t, k.Secret, "/v1/api-keys", body, "Idempotency-Key", "independent")
+			require.Equal(t, http.StatusCreated, r.Status, "body: %s", r.Body)
+			require.Empty(t, r.Header.Get("Idempotent-Replayed"))
+			o := r.object(t)
+			require.Contains(t, o, "secret")
+			require.Equal(t, string(k.Mode), o["mode"])
+			ids = append(ids, o["id"].(string))
+		}
+		require.Len(t, ids, 3)
+		require.NotEqual(t, ids[0], ids[1])
+		require.Equal(t, 3, keysNamed("independent"))
+		// Each replays its own.
+		for i, k := range []apiKey{live, test, otherKey} {
+			r := e.post(t, k.Secret, "/v1/api-keys", body, "Idempotency-Key", "independent")
+			require.Equal(t, "true", r.Header.Get("Idempotent-Replayed"))
+			require.Equal(t, ids[i], r.object(t)["id"])
+		}
+	})
+
+	t.Run("validation failures are stored and replayed", func(t *testing.T) {
+		body := map[string]any{"name": "bad", "scopes": []string{"nope"}}
+		first := e.post(t, live.Secret, "/v1/api-keys", body, "Idempotency-Key", "invalid-once")
+		requireInvalid(t, first, "scopes[0]")
+		again := e.post(t, live.Secret, "/v1/api-keys", body, "Idempotency-Key", "invalid-once")
+		requireInvalid(t, again, "scopes[0]")
+		require.Equal(t, "true", again.Header.Get("Idempotent-Replayed"))
+		require.Equal(t, first.Body, again.Body)
+		require.Zero(t, keysNamed("bad"))
+	})
+
+	t.Run("DELETE replays", func(t *testing.T) {
+		k := e.key(t, ten.ID, eventstore.NewKey{Name: "to revoke"})
+		first := e.delete(t, live.Secret, "/v1/api-keys/"+k.ID, "Idempotency-Key", "revoke-1")
+		require.Equal(t, http.StatusOK, first.Status, "body: %s", first.Body)
+		again := e.delete(t, live.Secret, "/v1/api-keys/"+k.ID, "Idempotency-Key", "revoke-1")
+		require.Equal(t, http.StatusOK, again.Status)
+		require.Equal(t, "true", again.Header.Get("Idempotent-Replayed"))
+		require.Equal(t, first.Body, again.Body)
+		require.Equal(t, first.Header.Get("Arrears-Position"), again.Header.Get("Arrears-Position"))
+		require.Equal(t, 1, e.count(t, `SELECT count(*) FROM events WHERE stream_id = $1 AND type = 'api_key.revoked'`, k.ID))
+	})
+
+	t.Run("invalid Idempotency-Key", func(t *testing.T) {
+		for _, key := range []string{"has space", strings.Repeat("k", 256), "tab\tkey"} {
+			r := e.post(t, live.Secret, "/v1/api-keys", map[string]any{"name": "bad key"}, "Idempotency-Key", key)
+			requireInvalid(t, r, "header:Idempotency-Key")
+		}
+		require.Zero(t, keysNamed("bad key"))
+		for _, n := range []int{1, 201, 255} { // the documented range, beyond request ids' 200
+			r := e.post(t, live.Secret, "/v1/api-keys", map[string]any{"name": "long key"}, "Idempotency-Key", strings.Repeat("k", n))
+			require.Equal(t, http.StatusCreated, r.Status, "%d-character key: %s", n, r.Body)
+		}
+	})
+
+	t.Run("ignored on reads", func(t *testing.T) {
+		for range 2 {
+			r := e.send(t, req{Method: http.MethodGet, Path: "/v1/api-keys", Auth: live.Secret, Header: []string{"Idempotency-Key", "read"}})
+			require.Equal(t, http.StatusOK, r.Status)
+			require.Empty(t, r.Header.Get("Idempotent-Replayed"))
+		}
+		require.Zero(t, e.count(t, `SELECT count(*) FROM idempotency_keys WHERE key LIKE '%:read'`))
+	})
+
+	t.Run("no Idempotency-Key, no dedup", func(t *testing.T) {
+		for range 2 {
+			require.Equal(t, http.StatusCreated, e.post(t, live.Secret, "/v1/api-keys", map[string]any{"name": "twice"}).Status)
+		}
+		require.Equal(t, 2, keysNamed("twice"))
+	})
+}
+
+// TestEveryWriteRouteHonoursIdempotencyKey: every write route the router has
+// replays a request sent again with the same Idempotency-Key.
+func TestEveryWriteRouteHonoursIdempotencyKey(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	ten := e.tenant(t, "Every write")
+	k := e.key(t, ten.ID, eventstore.NewKey{Name: "k"})
+	target := e.key(t, ten.ID, eventstore.NewKey{Name: "target"})
+	n := 0
+	for _, rt := range e.routes(t) {
+		if !isWrite(rt.Method) || !strings.HasPrefix(rt.Pattern, "/v1/") || rt.Pattern == "/v1/oauth2/token" {
+			continue
+		}
+		n++
+		r := req{Method: rt.Method, Path: strings.ReplaceAll(rt.Pattern, "{id}", target.ID), Auth: k.Secret,
+			Body: `{"name":"walk"}`, Header: []string{"Idempotency-Key", "walk " + rt.Method + " " + rt.Pattern}}
+		r.Header[1] = strings.ReplaceAll(r.Header[1], " ", "_")
+		first := e.send(t, r)
+		require.Less(t, first.Status, 300, "%s %s: %s", rt.Method, rt.Pattern, first.Body)
+		require.Empty(t, first.Header.Get("Idempotent-Replayed"))
+		again := e.send(t, r)
+		require.Equal(t, first.Status, again.Status, "%s %s: %s", rt.Method, rt.Pattern, again.Body)
+		require.Equal(t, "true", again.Header.Get("Idempotent-Replayed"), "%s %s is not idempotent", rt.Method, rt.Pattern)
+	}
+	require.GreaterOrEqual(t, n, 2)
+}
