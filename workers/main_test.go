@@ -29,14 +29,7 @@ var (
 	testNATS *natstest.Server
 )
 
-func TestMain(m *testing.M) {
-	testDB = pgtest.MustNew()
-	testNATS = natstest.MustStart()
-	code := m.Run()
-	testNATS.Close()
-	testDB.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { natstest.Main(m, &testDB, &testNATS) }
 
 var logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/ulid/v2"
 
+	"github.com/arrears/arrears/eventstore/pgtest"
 	"github.com/arrears/arrears/workers"
 	"github.com/arrears/arrears/workers/natsembed"
 )
@@ -92,4 +93,16 @@ func Topology(t testing.TB, url string) workers.NATSConfig {
 		_ = js.DeleteStream(ctx, cfg.Stream)
 	})
 	return cfg
+}
+
+// Main is a whole TestMain for packages that need PostgreSQL and NATS: a
+// fresh database into *db and the NATS server into *srv; both are released
+// after the tests.
+func Main(m *testing.M, db **pgtest.DB, srv **Server) {
+	*db = pgtest.MustNew()
+	*srv = MustStart()
+	code := m.Run()
+	(*srv).Close()
+	(*db).Close()
+	os.Exit(code)
 }
