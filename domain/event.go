@@ -64,3 +64,8 @@ func (e Event) Checkpoint() Checkpoint { return Checkpoint{TxID: e.TxID, Positio
 func (c Checkpoint) Less(o Checkpoint) bool {
 	return c.TxID < o.TxID || (c.TxID == o.TxID && c.Position < o.Position)
 }
+
+// Aggregate is anything rebuilt by folding its stream's events.
+type Aggregate interface {
+	Apply(typ string, data json.RawMessage) error
+}
