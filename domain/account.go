@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"bytes"
 	"encoding/json"
 	"time"
 
@@ -57,12 +58,42 @@ func jsonEqual(a, b json.RawMessage) bool {
 		return len(a) == len(b) || string(a) == "null" || string(b) == "null" || string(a) == "{}" || string(b) == "{}"
 	}
 	var x, y any
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+	if decodeNumbers(a, &x) != nil || decodeNumbers(b, &y) != nil {
 		return string(a) == string(b)
 	}
 	xb, _ := json.Marshal(x)
 	yb, _ := json.Marshal(y)
 	return string(xb) == string(yb)
+}
+
+// decodeNumbers decodes JSON keeping numbers exact and normalised, so 1 and
+// 1.0 compare equal but two 20-digit integers that differ do not.
+func decodeNumbers(b []byte, v *any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	*v = normalizeNumbers(*v)
+	return nil
+}
+
+func normalizeNumbers(v any) any {
+	switch t := v.(type) {
+	case json.Number:
+		if d, err := decimal.NewFromString(string(t)); err == nil {
+			return d.String()
+		}
+	case []any:
+		for i := range t {
+			t[i] = normalizeNumbers(t[i])
+		}
+	case map[string]any:
+		for k := range t {
+			t[k] = normalizeNumbers(t[k])
+		}
+	}
+	return v
 }
 
 // Allocation is part of a credit applied to a debit entry (by reference).
@@ -74,14 +105,16 @@ type Allocation struct {
 // Entry is a ledger entry in an account.
 type Entry struct {
 	EntryInput
-	Original       EntryInput      // as first posted: re-posting it is a no-op
-	Seq            int             // posting order
-	PostedAt       time.Time       //
-	Paid           decimal.Decimal // debits: credits allocated to it
-	Allocations    []Allocation    // credits: where they went; chargebacks: what they reversed
-	ChargedBack    decimal.Decimal // payment entries: reversed by chargebacks so far
-	SettledAt      *time.Time      // debits: when Paid reached Amount
-	AmendmentCount int
+	Original    EntryInput      // as first posted: re-posting it is a no-op
+	Seq         int             // posting order
+	PostedAt    time.Time       //
+	Paid        decimal.Decimal // debits: credits allocated to it
+	Allocations []Allocation    // credits: where they went; chargebacks: what they reversed
+	// CreditAllocations: chargebacks: unallocated credit applied to the debits they re-opened
+	CreditAllocations []Allocation
+	ChargedBack       decimal.Decimal // payment entries: reversed by chargebacks so far
+	SettledAt         *time.Time      // debits: when Paid reached Amount
+	AmendmentCount    int
 }
 
 // IsDebit reports whether the entry raises what is owed.

@@ -182,10 +182,13 @@ func (a *Account) postEntry(in EntryInput, at time.Time) ([]NewEvent, []FieldErr
 	if in.Kind == KindInvoice && in.DueDate == "" {
 		return bad("due_date", "is required for an invoice")
 	}
-	for f, d := range map[string]Date{"due_date": in.DueDate, "original_due_date": in.OriginalDueDate} {
-		if d != "" {
-			if _, err := ParseDate(string(d)); err != nil {
-				return bad(f, err.Error())
+	for _, fd := range []struct {
+		field string
+		date  Date
+	}{{"due_date", in.DueDate}, {"original_due_date", in.OriginalDueDate}} { // in order: the error names the same field every time
+		if fd.date != "" {
+			if _, err := ParseDate(string(fd.date)); err != nil {
+				return bad(fd.field, err.Error())
 			}
 		}
 	}
@@ -206,11 +209,17 @@ func (a *Account) postEntry(in EntryInput, at time.Time) ([]NewEvent, []FieldErr
 		ev.CreditApplied = creditFor(a.Credit, in.Amount)
 	case KindAdjustment:
 		if in.Amount.IsPositive() {
+			if target != nil && !target.IsDebit() {
+				return bad("target_reference", "an adjustment can only refer to an invoice, fee or positive adjustment")
+			}
 			ev.CreditApplied = creditFor(a.Credit, in.Amount)
 			break
 		}
 		if target != nil && !target.IsDebit() {
 			return bad("target_reference", "a negative adjustment can only apply to an invoice, fee or positive adjustment")
+		}
+		if msg := a.reservationGuard(in.Amount.Neg()); msg != "" {
+			return bad("amount", msg)
 		}
 		allocs, left := a.plan(in.Amount.Neg(), defaultMatchStrategy, nil, in.ProductReference, in.TargetReference)
 		ev.Allocations, ev.ToCredit = allocs, left
@@ -229,6 +238,9 @@ func (a *Account) postEntry(in EntryInput, at time.Time) ([]NewEvent, []FieldErr
 		if in.Amount.GreaterThan(target.Remaining()) {
 			return bad("amount", fmt.Sprintf("exceeds what is still owed on %s (%s)", target.Reference, FormatAmount(target.Remaining(), a.Currency)))
 		}
+		if msg := a.reservationGuard(in.Amount); msg != "" {
+			return bad("amount", msg)
+		}
 		ev.Allocations = []Allocation{{Reference: target.Reference, Amount: in.Amount}}
 	case KindChargeback:
 		if target == nil || target.Kind != KindPayment {
@@ -246,12 +258,40 @@ func (a *Account) postEntry(in EntryInput, at time.Time) ([]NewEvent, []FieldErr
 			}
 		}
 		ev.Reversals = reversePlan(target.Allocations, already, in.Amount)
+		ev.CreditAllocations = a.creditPlan(ev.Reversals)
 	}
 	var out []NewEvent
 	if err := a.record(&out, EventEntryPosted, ev); err != nil {
 		return nil, []FieldError{{Field: "reference", Error: err.Error()}}, false
 	}
 	return out, nil, false
+}
+
+// reservationGuard refuses a reduction of what is owed that would leave less
+// than the payments still pending or processing reserve: they must find
+// debits to pay when they complete, so a payment never overflows into
+// unallocated credit.
+func (a *Account) reservationGuard(reduction decimal.Decimal) string {
+	reserved := a.reserved()
+	if !reserved.IsPositive() || !a.Outstanding().Sub(reduction).LessThan(reserved) {
+		return ""
+	}
+	return fmt.Sprintf("would leave less owed than the %s %s of payments still pending; complete or fail them first", FormatAmount(reserved, a.Currency), a.Currency)
+}
+
+// creditPlan applies unallocated credit to the debits reversals re-open.
+func (a *Account) creditPlan(reversals []Allocation) []Allocation {
+	left := a.Credit
+	var out []Allocation
+	for _, r := range reversals {
+		if !left.IsPositive() {
+			break
+		}
+		x := decimal.Min(left, r.Amount)
+		left = left.Sub(x)
+		out = append(out, Allocation{Reference: r.Reference, Amount: x})
+	}
+	return out
 }
 
 func creditFor(credit, amount decimal.Decimal) decimal.Decimal {
@@ -291,6 +331,11 @@ func (a *Account) Amend(ref string, amount decimal.Decimal, reason string, at ti
 	if amount.LessThan(e.Paid) {
 		return nil, &Error{Code: ECONFLICT, Reason: "below_paid", Message: fmt.Sprintf("%s %s is already paid on %s; it cannot be amended below that", FormatAmount(e.Paid, a.Currency), a.Currency, ref)}
 	}
+	if amount.LessThan(e.Amount) {
+		if msg := a.reservationGuard(e.Amount.Sub(amount)); msg != "" {
+			return nil, &Error{Code: ECONFLICT, Reason: "payments_pending", Message: msg}
+		}
+	}
 	ev := EntryAmended{Reference: ref, Amount: amount, PreviousAmount: e.Amount, Reason: reason, CreditApplied: decimal.Zero, At: at}
 	if amount.GreaterThan(e.Amount) {
 		ev.CreditApplied = creditFor(a.Credit, amount.Sub(e.Paid))
@@ -320,6 +365,9 @@ func (a *Account) RecordPayment(id string, in PaymentInput, at time.Time) (*Paym
 			return nil, nil, &Error{Code: ECONFLICT, Reason: "duplicate_reference", Message: fmt.Sprintf("payment reference %s was already recorded with different content", in.Reference),
 				Fields: []FieldError{{Field: "reference", Error: "already used by payment " + p.ID}}}
 		}
+	}
+	if _, ok := a.byPay[id]; ok {
+		return nil, nil, &Error{Code: ECONFLICT, Reason: "payment_exists", Message: fmt.Sprintf("payment %s already exists", id)}
 	}
 	var fe []FieldError
 	units, _ := MinorUnits(a.Currency)
@@ -354,6 +402,9 @@ func (a *Account) RecordPayment(id string, in PaymentInput, at time.Time) (*Paym
 
 func (a *Account) complete(out *[]NewEvent, p *Payment, at time.Time) error {
 	allocs, left := a.plan(p.Amount, p.MatchStrategy, p.FeeOrder, p.ProductReference, "")
+	if allocs == nil {
+		allocs = []Allocation{}
+	}
 	return a.record(out, EventPaymentCompleted, PaymentCompletion{PaymentID: p.ID, Allocations: allocs, ToCredit: left, At: at})
 }
 
@@ -422,5 +473,5 @@ func (a *Account) reverse(id, typ, reason string, at time.Time) ([]NewEvent, err
 	}
 	rev := reversePlan(p.Allocations, map[string]decimal.Decimal{}, p.Amount)
 	var out []NewEvent
-	return out, a.record(&out, typ, PaymentReversed{PaymentID: id, Reversals: rev, Reason: reason, At: at})
+	return out, a.record(&out, typ, PaymentReversed{PaymentID: id, Reversals: rev, CreditAllocations: a.creditPlan(rev), Reason: reason, At: at})
 }

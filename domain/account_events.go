@@ -55,8 +55,11 @@ type EntryPosted struct {
 	Allocations   []Allocation    `json:"allocations,omitempty"`
 	CreditApplied decimal.Decimal `json:"credit_applied"`
 	Reversals     []Allocation    `json:"reversals,omitempty"`
-	ToCredit      decimal.Decimal `json:"to_credit"`
-	At            time.Time       `json:"at"`
+	// CreditAllocations: unallocated credit applied to the debits a
+	// chargeback re-opened.
+	CreditAllocations []Allocation    `json:"credit_allocations,omitempty"`
+	ToCredit          decimal.Decimal `json:"to_credit"`
+	At                time.Time       `json:"at"`
 }
 
 // EntryAmended changes an invoice's or fee's amount, with a reason.
@@ -97,8 +100,11 @@ type PaymentCompletion struct {
 type PaymentReversed struct {
 	PaymentID string       `json:"payment_id"`
 	Reversals []Allocation `json:"reversals"`
-	Reason    string       `json:"reason,omitempty"`
-	At        time.Time    `json:"at"`
+	// CreditAllocations: unallocated credit applied to the debits the
+	// reversal re-opened.
+	CreditAllocations []Allocation `json:"credit_allocations,omitempty"`
+	Reason            string       `json:"reason,omitempty"`
+	At                time.Time    `json:"at"`
 }
 
 // record applies a new event to a and returns it encoded, so commands build
@@ -162,11 +168,14 @@ func (a *Account) Apply(typ string, data json.RawMessage) error {
 		a.byRef[en.Reference] = en
 		switch {
 		case en.Kind == KindChargeback:
-			en.Allocations = e.Reversals
+			en.Allocations, en.CreditAllocations = e.Reversals, e.CreditAllocations
 			if t, ok := a.byRef[en.TargetReference]; ok {
 				t.ChargedBack = t.ChargedBack.Add(en.Amount)
 			}
 			if err := a.unallocate(e.Reversals, e.At); err != nil {
+				return fail(err)
+			}
+			if err := a.applyCredit(e.CreditAllocations, e.At); err != nil {
 				return fail(err)
 			}
 		case en.IsDebit():
@@ -248,12 +257,15 @@ func (a *Account) Apply(typ string, data json.RawMessage) error {
 		if !ok {
 			return fail(fmt.Errorf("no payment %s", e.PaymentID))
 		}
-		p.Status, p.ReversedAt, p.ReversalReason = PaymentRefunded, &e.At, e.Reason
+		p.Status, p.ReversedAt, p.ReversalReason, p.CreditAllocations = PaymentRefunded, &e.At, e.Reason, e.CreditAllocations
 		if typ == EventPaymentCharged {
 			p.Status = PaymentChargedBack
 		}
 		a.Credit = a.Credit.Sub(p.ToCredit)
 		if err := a.unallocate(e.Reversals, e.At); err != nil {
+			return fail(err)
+		}
+		if err := a.applyCredit(e.CreditAllocations, e.At); err != nil {
 			return fail(err)
 		}
 	default:
@@ -273,6 +285,14 @@ func (a *Account) allocateTo(allocs []Allocation, at time.Time) error {
 		a.settle(d, at)
 	}
 	return nil
+}
+
+// applyCredit moves unallocated credit onto debits.
+func (a *Account) applyCredit(allocs []Allocation, at time.Time) error {
+	for _, al := range allocs {
+		a.Credit = a.Credit.Sub(al.Amount)
+	}
+	return a.allocateTo(allocs, at)
 }
 
 func (a *Account) unallocate(allocs []Allocation, at time.Time) error {

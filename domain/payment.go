@@ -72,6 +72,9 @@ type Payment struct {
 	FailureReason  string
 	ReversedAt     *time.Time
 	ReversalReason string
+	// CreditAllocations: on reversal, unallocated credit applied to the
+	// debits it re-opened.
+	CreditAllocations []Allocation
 }
 
 // effectiveDue is the date a debit is due from (posting date if none).
