@@ -230,7 +230,7 @@ func (a *Account) postEntry(in EntryInput, at time.Time) ([]NewEvent, []FieldErr
 		if avail := a.Available(); in.Amount.GreaterThan(avail) {
 			return bad("amount", fmt.Sprintf("exceeds what the account owes (%s %s available)", FormatAmount(decimal.Max(avail, decimal.Zero), a.Currency), a.Currency))
 		}
-		ev.Allocations, _ = a.plan(in.Amount, defaultMatchStrategy, nil, in.ProductReference, in.TargetReference)
+		ev.Allocations, ev.ToCredit = a.plan(in.Amount, defaultMatchStrategy, nil, in.ProductReference, in.TargetReference)
 	case KindDiscount:
 		if target == nil || !target.IsDebit() {
 			return bad("target_reference", "a discount needs the invoice or fee it discounts")

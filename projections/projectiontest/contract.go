@@ -28,6 +28,12 @@ type Workload func(t *testing.T, rng *rand.Rand, store *eventstore.Store)
 // Run checks p against the contract on fresh databases, once per seed
 // (ARREARS_SEED pins one seed to reproduce a failure; it is printed).
 func Run(t *testing.T, db *pgtest.DB, p projections.Projection, workload Workload, seeds int) {
+	ForSeeds(t, seeds, func(t *testing.T, seed uint64) { runSeed(t, db, p, workload, seed) })
+}
+
+// ForSeeds runs f as a subtest per seed: seeds random ones, or the one
+// ARREARS_SEED pins to reproduce a failure (each subtest logs its seed).
+func ForSeeds(t *testing.T, seeds int, f func(t *testing.T, seed uint64)) {
 	base := uint64(time.Now().UnixNano())
 	if s := os.Getenv("ARREARS_SEED"); s != "" {
 		v, err := strconv.ParseUint(s, 10, 64)
@@ -38,16 +44,19 @@ func Run(t *testing.T, db *pgtest.DB, p projections.Projection, workload Workloa
 		seed := base + uint64(i)
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			t.Logf("reproduce with ARREARS_SEED=%d", seed)
-			runSeed(t, db, p, workload, seed)
+			f(t, seed)
 		})
 	}
 }
+
+// NewRand returns the workload rng of seed.
+func NewRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) }
 
 func runSeed(t *testing.T, db *pgtest.DB, p projections.Projection, workload Workload, seed uint64) {
 	ctx := context.Background()
 	_, pool := db.Isolated(t, 4)
 	store := eventstore.New(pool)
-	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	rng := NewRand(seed)
 
 	workload(t, rng, store)
 	last, err := store.LastTxID(ctx)
@@ -128,8 +137,10 @@ func toLive(s projections.Sequenced) projections.Sequenced {
 	return projections.Sequenced{Seq: s.Seq, Event: le}
 }
 
-// GenericWorkload appends 200–700 events of assorted types over a few
-// tenants and streams, in single and multi-stream batches.
+// GenericWorkload appends 200–700 events of assorted made-up types over a
+// few tenants and streams, in single and multi-stream batches. The types are
+// prefixed "test." so that they never collide with a real domain event type:
+// a projection of real events ignores them.
 func GenericWorkload(t *testing.T, rng *rand.Rand, store *eventstore.Store) {
 	ctx := context.Background()
 	ids := domain.NewIDGenerator(nil)
@@ -141,7 +152,7 @@ func GenericWorkload(t *testing.T, rng *rand.Rand, store *eventstore.Store) {
 	for range 5 + rng.IntN(30) {
 		streams = append(streams, &stream{tenant: fmt.Sprintf("ten_%d", rng.IntN(3)), id: ids.New("acct", time.Now()), typ: []string{"account", "debtor", "claim"}[rng.IntN(3)]})
 	}
-	types := []string{"account.opened", "ledger_entry.posted", "payment.completed", "claim.resolved"}
+	types := []string{"test.account.opened", "test.ledger_entry.posted", "test.payment.completed", "test.claim.resolved"}
 	total := 200 + rng.IntN(500)
 	for n := 0; n < total; {
 		k := 1 + rng.IntN(3)
