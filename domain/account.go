@@ -186,6 +186,9 @@ func NewAccount(tenantID, id string) *Account {
 	return &Account{ID: id, TenantID: tenantID, byRef: map[string]*Entry{}, byPay: map[string]*Payment{}, byPayRef: map[string]*Payment{}}
 }
 
+// AppliedEvents implements Aggregate.
+func (a *Account) AppliedEvents() int64 { return a.Version }
+
 // Entry returns the entry with reference ref.
 func (a *Account) Entry(ref string) (*Entry, bool) {
 	e, ok := a.byRef[ref]

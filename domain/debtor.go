@@ -80,6 +80,9 @@ type Debtor struct {
 // NewDebtor returns the empty state of debtor id before its first event.
 func NewDebtor(tenantID, id string) *Debtor { return &Debtor{ID: id, TenantID: tenantID} }
 
+// AppliedEvents implements Aggregate.
+func (d *Debtor) AppliedEvents() int64 { return d.Version }
+
 // Name is how the debtor is addressed.
 func (d *Debtor) Name() string {
 	if d.Type == DebtorLegal {

@@ -68,4 +68,7 @@ func (c Checkpoint) Less(o Checkpoint) bool {
 // Aggregate is anything rebuilt by folding its stream's events.
 type Aggregate interface {
 	Apply(typ string, data json.RawMessage) error
+	// AppliedEvents counts the events applied so far (it tells whether a
+	// failed command changed the aggregate).
+	AppliedEvents() int64
 }

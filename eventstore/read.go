@@ -105,7 +105,11 @@ func (s *Store) Pending(ctx context.Context, after domain.Checkpoint, limit int)
 
 // ReadStream returns a stream's events with version > afterVersion, in order.
 func (s *Store) ReadStream(ctx context.Context, tenantID, streamID string, afterVersion int64) ([]domain.Event, error) {
-	rows, err := s.pool.Query(ctx, `
+	return readStream(ctx, s.pool, tenantID, streamID, afterVersion)
+}
+
+func readStream(ctx context.Context, q querier, tenantID, streamID string, afterVersion int64) ([]domain.Event, error) {
+	rows, err := q.Query(ctx, `
 		SELECT `+eventColumns+`
 		FROM events
 		WHERE tenant_id = $1 AND stream_id = $2 AND stream_version > $3

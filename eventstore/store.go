@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"regexp"
 	"strconv"
 	"sync"
@@ -38,6 +39,9 @@ type Store struct {
 
 	mu       sync.Mutex
 	onAppend []func()
+
+	locks stripes         // serialises commands per stream in this process
+	cache *aggregateCache // recently used aggregates
 }
 
 // Option configures a Store.
@@ -48,7 +52,8 @@ func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = no
 
 // New returns a Store over pool.
 func New(pool *pgxpool.Pool, opts ...Option) *Store {
-	s := &Store{pool: pool, ids: domain.NewIDGenerator(nil), now: time.Now}
+	s := &Store{pool: pool, ids: domain.NewIDGenerator(nil), now: time.Now, cache: newAggregateCache(10_000)}
+	s.locks.seed = maphash.MakeSeed()
 	for _, o := range opts {
 		o(s)
 	}

@@ -1,0 +1,305 @@
+package eventstore
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/arrears/arrears/domain"
+)
+
+// Command is one aggregate's part of a command: its stream, how to make the
+// empty aggregate, and the decision taken on its current state.
+type Command struct {
+	TenantID   string
+	StreamType string
+	StreamID   string
+	New        func() domain.Aggregate
+	// Decide runs on the aggregate's current state and returns its new
+	// events (none: nothing to do). It may change agg as it goes: agg is
+	// discarded if the command does not commit.
+	Decide func(agg domain.Aggregate) ([]domain.NewEvent, error)
+	// Reference, with Sandbox, is claimed in stream_references for a new
+	// stream: the creditor's reference is unique per tenant and mode.
+	Reference string
+	Sandbox   bool
+}
+
+// maxAttempts bounds re-deciding after losing an optimistic-concurrency race
+// (another process appended to the stream in between).
+const maxAttempts = 5
+
+// Execute runs commands atomically: each aggregate is loaded, decided on,
+// and all their events appended in ONE transaction, together with whatever
+// then writes in it (e.g. an idempotent response). Writers of a stream are
+// serialised — in this process by a striped lock, across processes by a
+// transaction-scoped advisory lock — and aggregates are cached, so a hot
+// account costs one round trip to catch up, not a reload. A version
+// conflict (a writer that bypassed Execute) reloads and decides again, at
+// most 5 times. If several commands are invalid, the error lists every
+// problem.
+func (s *Store) Execute(ctx context.Context, meta domain.Metadata, cmds []Command, then func(tx pgx.Tx, events []domain.Event) error) ([]domain.Event, error) {
+	unlock := s.locks.lock(cmds)
+	defer unlock()
+	for attempt := 1; ; attempt++ {
+		evs, err := s.execute(ctx, meta, cmds, then)
+		var vc *domain.VersionConflictError
+		if err == nil || !errors.As(err, &vc) || attempt == maxAttempts {
+			return evs, err
+		}
+		t := time.NewTimer(time.Duration(rand.IntN(10*attempt)+1) * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Store) execute(ctx context.Context, meta domain.Metadata, cmds []Command, then func(tx pgx.Tx, events []domain.Event) error) ([]domain.Event, error) {
+	var recorded []domain.Event
+	versions := make([]int64, len(cmds))
+	aggs := make([]domain.Aggregate, len(cmds))
+	clean := make([]bool, len(cmds)) // decided nothing and changed nothing
+	counts := map[string]int64{}
+	err := s.WithTx(ctx, func(tx pgx.Tx) error {
+		// Serialise writers of these streams across processes: a
+		// transaction-scoped advisory lock per stream, in one global order.
+		// Taking it assigns no transaction id, so the loads below still
+		// happen before this transaction's first write (AppendTx's
+		// ordering invariant).
+		keys := make([]string, 0, len(cmds))
+		for _, c := range cmds {
+			keys = append(keys, cacheKey(c))
+		}
+		sort.Strings(keys)
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k ORDER BY k`, keys); err != nil {
+			return fmt.Errorf("eventstore: lock streams: %w", err)
+		}
+		appends := make([]StreamAppend, 0, len(cmds))
+		var problems []error
+		for i, c := range cmds {
+			agg, v, err := s.cache.load(ctx, tx, c) // on this transaction's connection: never a second one
+			if err != nil {
+				return err
+			}
+			aggs[i], versions[i] = agg, v
+			before := agg.AppliedEvents()
+			evs, err := c.Decide(agg)
+			clean[i] = len(evs) == 0 && agg.AppliedEvents() == before
+			if err != nil {
+				problems = append(problems, err)
+				continue
+			}
+			if len(evs) > 0 {
+				appends = append(appends, StreamAppend{TenantID: c.TenantID, StreamType: c.StreamType, StreamID: c.StreamID, ExpectedVersion: v, Events: evs})
+				counts[cacheKey(c)] = int64(len(evs))
+			}
+		}
+		if len(problems) > 0 {
+			return mergeProblems(problems)
+		}
+		if len(appends) > 0 {
+			var err error
+			if recorded, err = s.AppendTx(ctx, tx, meta, appends...); err != nil {
+				return err
+			}
+		}
+		for i, c := range cmds {
+			if c.Reference == "" || versions[i] != 0 {
+				continue
+			}
+			if err := claimReference(ctx, tx, c); err != nil {
+				return err
+			}
+		}
+		if then != nil {
+			return then(tx, recorded)
+		}
+		return nil
+	})
+	if err != nil {
+		for i, c := range cmds {
+			if clean[i] && aggs[i] != nil {
+				s.cache.put(c, aggs[i], versions[i]) // refused without change: still current
+			} else {
+				s.cache.forget(c) // deciding may have changed it
+			}
+		}
+		return nil, err
+	}
+	for i, c := range cmds {
+		if aggs[i] != nil {
+			s.cache.put(c, aggs[i], versions[i]+counts[cacheKey(c)])
+		}
+	}
+	return recorded, nil
+}
+
+func claimReference(ctx context.Context, tx pgx.Tx, c Command) error {
+	var owner string
+	err := tx.QueryRow(ctx, `INSERT INTO stream_references (tenant_id, sandbox, stream_type, reference, stream_id)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING stream_id`,
+		c.TenantID, c.Sandbox, c.StreamType, c.Reference, c.StreamID).Scan(&owner)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// Taken, possibly by a transaction that committed while we waited:
+		// a new statement sees it.
+		err = tx.QueryRow(ctx, `SELECT stream_id FROM stream_references WHERE tenant_id = $1 AND sandbox = $2 AND stream_type = $3 AND reference = $4`,
+			c.TenantID, c.Sandbox, c.StreamType, c.Reference).Scan(&owner)
+	}
+	if err != nil {
+		return fmt.Errorf("eventstore: claim reference: %w", err)
+	}
+	if owner != c.StreamID {
+		return &domain.Error{Code: domain.ECONFLICT, Reason: "duplicate_reference",
+			Message: fmt.Sprintf("the %s reference %q is already used by %s", c.StreamType, c.Reference, owner),
+			Fields:  []domain.FieldError{{Field: "reference", Error: "already used by " + owner}}}
+	}
+	return nil
+}
+
+// StreamByReference returns the stream a creditor reference names.
+func (s *Store) StreamByReference(ctx context.Context, tenantID string, sandbox bool, streamType, reference string) (string, error) {
+	var id string
+	err := s.pool.QueryRow(ctx, `SELECT stream_id FROM stream_references WHERE tenant_id = $1 AND sandbox = $2 AND stream_type = $3 AND reference = $4`,
+		tenantID, sandbox, streamType, reference).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", domain.Errorf(domain.ENOTFOUND, "no %s with reference %q", streamType, reference)
+	}
+	if err != nil {
+		return "", fmt.Errorf("eventstore: reference: %w", err)
+	}
+	return id, nil
+}
+
+// mergeProblems combines the errors of several commands: every field
+// error, conflict winning over invalid; any other error wins outright.
+func mergeProblems(errs []error) error {
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	merged := &domain.Error{Code: domain.EINVALID, Message: "invalid command: nothing was changed"}
+	for _, err := range errs {
+		var de *domain.Error
+		if !errors.As(err, &de) || (de.Code != domain.EINVALID && de.Code != domain.ECONFLICT) {
+			return err
+		}
+		if de.Code == domain.ECONFLICT {
+			merged.Code, merged.Message = domain.ECONFLICT, de.Message
+		}
+		merged.Fields = append(merged.Fields, de.Fields...)
+	}
+	return merged
+}
+
+// stripes serialises commands on the same stream within this process.
+type stripes struct {
+	seed maphash.Seed
+	mu   [1024]sync.Mutex
+}
+
+func (l *stripes) lock(cmds []Command) (unlock func()) {
+	idx := make([]int, 0, len(cmds))
+	seen := map[int]bool{}
+	for _, c := range cmds {
+		i := int(maphash.String(l.seed, c.TenantID+"\x00"+c.StreamID) % uint64(len(l.mu)))
+		if !seen[i] {
+			seen[i] = true
+			idx = append(idx, i)
+		}
+	}
+	sort.Ints(idx) // one global order: no deadlock between batches
+	for _, i := range idx {
+		l.mu[i].Lock()
+	}
+	return func() {
+		for j := len(idx) - 1; j >= 0; j-- {
+			l.mu[idx[j]].Unlock()
+		}
+	}
+}
+
+// aggregateCache keeps recently used aggregates (bounded, least recently
+// used out). Correctness never depends on it: a cached aggregate is caught
+// up with the events after its version before use, and any conflict
+// discards it.
+type aggregateCache struct {
+	mu    sync.Mutex
+	max   int
+	order *list.List
+	items map[string]*list.Element
+}
+
+type cached struct {
+	key     string
+	agg     domain.Aggregate
+	version int64
+}
+
+func newAggregateCache(max int) *aggregateCache {
+	return &aggregateCache{max: max, order: list.New(), items: map[string]*list.Element{}}
+}
+
+func cacheKey(c Command) string { return c.TenantID + "/" + c.StreamID } // tenant ids never contain "/"
+
+// load returns the aggregate of c at its current version (called under the
+// stream's lock). The entry is taken out of the cache while in use.
+func (ac *aggregateCache) load(ctx context.Context, q querier, c Command) (domain.Aggregate, int64, error) {
+	ac.mu.Lock()
+	var agg domain.Aggregate
+	var v int64
+	if el, ok := ac.items[cacheKey(c)]; ok {
+		e := el.Value.(*cached)
+		agg, v = e.agg, e.version
+		ac.order.Remove(el)
+		delete(ac.items, e.key)
+	}
+	ac.mu.Unlock()
+	if agg == nil {
+		agg = c.New()
+	}
+	evs, err := readStream(ctx, q, c.TenantID, c.StreamID, v)
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, e := range evs {
+		if err := agg.Apply(e.Type, e.Data); err != nil {
+			return nil, 0, fmt.Errorf("eventstore: load %s: %w", c.StreamID, err)
+		}
+		v = e.StreamVersion
+	}
+	return agg, v, nil
+}
+
+func (ac *aggregateCache) put(c Command, agg domain.Aggregate, version int64) {
+	ac.mu.Lock()
+	defer ac.mu.Unlock()
+	key := cacheKey(c)
+	if el, ok := ac.items[key]; ok {
+		ac.order.Remove(el)
+	}
+	ac.items[key] = ac.order.PushFront(&cached{key: key, agg: agg, version: version})
+	for ac.order.Len() > ac.max {
+		old := ac.order.Back()
+		ac.order.Remove(old)
+		delete(ac.items, old.Value.(*cached).key)
+	}
+}
+
+func (ac *aggregateCache) forget(c Command) {
+	ac.mu.Lock()
+	defer ac.mu.Unlock()
+	if el, ok := ac.items[cacheKey(c)]; ok {
+		ac.order.Remove(el)
+		delete(ac.items, cacheKey(c))
+	}
+}
