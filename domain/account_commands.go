@@ -50,35 +50,28 @@ func (a *Account) Open(in OpenAccount, at time.Time) ([]NewEvent, error) {
 
 func validateAttributes(products []Product, scores []Score, mandates []Mandate, meta json.RawMessage) []FieldError {
 	var fe []FieldError
-	seen := map[string]bool{}
-	for i, p := range products {
-		if p.Reference == "" {
-			fe = append(fe, FieldError{Field: fmt.Sprintf("products[%d].reference", i), Error: "is required"})
-		} else if seen[p.Reference] {
-			fe = append(fe, FieldError{Field: fmt.Sprintf("products[%d].reference", i), Error: "appears twice"})
-		}
-		seen[p.Reference] = true
-	}
-	seen = map[string]bool{}
-	for i, s := range scores {
-		if s.Type == "" {
-			fe = append(fe, FieldError{Field: fmt.Sprintf("scores[%d].type", i), Error: "is required"})
-		} else if seen[s.Type] {
-			fe = append(fe, FieldError{Field: fmt.Sprintf("scores[%d].type", i), Error: "appears twice"})
-		}
-		seen[s.Type] = true
-	}
-	seen = map[string]bool{}
-	for i, m := range mandates {
-		if m.ID == "" {
-			fe = append(fe, FieldError{Field: fmt.Sprintf("mandates[%d].id", i), Error: "is required"})
-		} else if seen[m.ID] {
-			fe = append(fe, FieldError{Field: fmt.Sprintf("mandates[%d].id", i), Error: "appears twice"})
-		}
-		seen[m.ID] = true
-	}
+	fe = append(fe, requireUnique("products", "reference", products, func(p Product) string { return p.Reference })...)
+	fe = append(fe, requireUnique("scores", "type", scores, func(s Score) string { return s.Type })...)
+	fe = append(fe, requireUnique("mandates", "id", mandates, func(m Mandate) string { return m.ID })...)
 	if len(meta) > 0 && (meta[0] != '{' || !json.Valid(meta)) {
 		fe = append(fe, FieldError{Field: "meta", Error: "must be a JSON object"})
+	}
+	return fe
+}
+
+// requireUnique checks that every item of list has a non-empty, distinct key.
+func requireUnique[T any](list, field string, items []T, key func(T) string) []FieldError {
+	var fe []FieldError
+	seen := map[string]bool{}
+	for i, it := range items {
+		k, f := key(it), fmt.Sprintf("%s[%d].%s", list, i, field)
+		switch {
+		case k == "":
+			fe = append(fe, FieldError{Field: f, Error: "is required"})
+		case seen[k]:
+			fe = append(fe, FieldError{Field: f, Error: "appears twice"})
+		}
+		seen[k] = true
 	}
 	return fe
 }
