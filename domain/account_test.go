@@ -73,3 +73,34 @@ func TestAccountSmoke(t *testing.T) {
 	r := replay(t, all)
 	assert.Equal(t, a.Balance("2026-02-15"), r.Balance("2026-02-15"), "the fold of the recorded events is the state")
 }
+
+func TestOpenAccountValidation(t *testing.T) {
+	tests := []struct {
+		name  string
+		in    domain.OpenAccount
+		field string
+	}{
+		{"unknown currency", domain.OpenAccount{Currency: "EURO"}, "currency"},
+		{"product without reference", domain.OpenAccount{Currency: "EUR", Products: []domain.Product{{Name: "loan"}}}, "products[0].reference"},
+		{"product twice", domain.OpenAccount{Currency: "EUR", Products: []domain.Product{{Reference: "P"}, {Reference: "P"}}}, "products[1].reference"},
+		{"score without type", domain.OpenAccount{Currency: "EUR", Scores: []domain.Score{{Value: d("1")}}}, "scores[0].type"},
+		{"mandate twice", domain.OpenAccount{Currency: "EUR", Mandates: []domain.Mandate{{ID: "m"}, {ID: "m"}}}, "mandates[1].id"},
+		{"meta not an object", domain.OpenAccount{Currency: "EUR", Meta: []byte(`"x"`)}, "meta"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := domain.NewAccount("ten_1", "acct_1")
+			evs, err := a.Open(tc.in, t0)
+			var de *domain.Error
+			require.ErrorAs(t, err, &de)
+			assert.Equal(t, domain.EINVALID, de.Code)
+			require.NotEmpty(t, de.Fields)
+			assert.Equal(t, tc.field, de.Fields[0].Field)
+			assert.Empty(t, evs)
+			assert.False(t, a.Opened)
+		})
+	}
+	a := openAccount(t)
+	_, err := a.Open(domain.OpenAccount{Currency: "EUR"}, t0)
+	assert.Equal(t, domain.ECONFLICT, domain.ErrorCode(err), "opening twice")
+}
