@@ -59,10 +59,15 @@ func TestCrossTenantEveryResourceRoute(t *testing.T) {
 	type foreign struct{ id, owner string }
 	keysOfB := []foreign{{victim.ID, bKey.Secret}, {bKey.ID, bKey.Secret}, {victimTest.ID, bTest.Secret}}
 	streamsOfB := []foreign{{victim.ID, bKey.Secret}, {b.ID, bKey.Secret}, {victimTest.ID, bTest.Secret}}
+	debtorOfB := e.createDebtor(t, bKey.Secret, map[string]any{"first_name": "Bea", "last_name": "B"})
+	debtorOfBTest := e.createDebtor(t, bTest.Secret, map[string]any{"first_name": "Tess", "last_name": "B"})
+	debtorsOfB := []foreign{{debtorOfB.ID, bKey.Secret}, {debtorOfBTest.ID, bTest.Secret}}
 	table := map[route][]foreign{
 		{http.MethodGet, "/v1/api-keys/{id}"}:    keysOfB,
 		{http.MethodDelete, "/v1/api-keys/{id}"}: keysOfB,
 		{http.MethodGet, "/v1/streams/{id}"}:     streamsOfB,
+		{http.MethodGet, "/v1/debtors/{id}"}:     debtorsOfB,
+		{http.MethodPatch, "/v1/debtors/{id}"}:   debtorsOfB,
 	}
 	for _, r := range e.routes(t) {
 		if strings.Contains(r.Pattern, "{id}") {
@@ -79,6 +84,10 @@ func TestCrossTenantEveryResourceRoute(t *testing.T) {
 		r := e.get(t, f.owner, "/v1/streams/"+f.id+wait)
 		require.Equal(t, http.StatusOK, r.Status, "B's stream %s: %s", f.id, r.Body)
 	}
+	for _, f := range debtorsOfB {
+		r := e.get(t, f.owner, fmt.Sprintf("/v1/debtors/%s?min_position=%d", f.id, debtorOfBTest.Position))
+		require.Equal(t, http.StatusOK, r.Status, "B's debtor %s: %s", f.id, r.Body)
+	}
 
 	for rt, ids := range table {
 		for _, f := range ids {
@@ -92,6 +101,7 @@ func TestCrossTenantEveryResourceRoute(t *testing.T) {
 		e.requireActive(t, k)
 	}
 	require.Zero(t, e.count(t, `SELECT count(*) FROM events WHERE type = 'api_key.revoked'`))
+	require.Zero(t, e.count(t, `SELECT count(*) FROM events WHERE type = 'debtor.updated'`))
 }
 
 // TestScopes: each route needs its scope, a write scope implies read, and an

@@ -315,14 +315,23 @@ func TestEveryWriteRouteHonoursIdempotencyKey(t *testing.T) {
 	ten := e.tenant(t, "Every write")
 	k := e.key(t, ten.ID, eventstore.NewKey{Name: "k"})
 	target := e.key(t, ten.ID, eventstore.NewKey{Name: "target"})
+	dbt := e.createDebtor(t, k.Secret, map[string]any{"first_name": "Walk", "last_name": "Target"})
+	// Each resource's target and a body its writes take.
+	type write struct{ id, body string }
+	writes := map[string]write{
+		"/v1/api-keys": {target.ID, `{"name":"walk"}`},
+		"/v1/debtors":  {dbt.ID, `{"first_name":"Walk","last_name":"Er"}`},
+	}
 	n := 0
 	for _, rt := range e.routes(t) {
 		if !isWrite(rt.Method) || !strings.HasPrefix(rt.Pattern, "/v1/") || rt.Pattern == "/v1/oauth2/token" {
 			continue
 		}
 		n++
-		r := req{Method: rt.Method, Path: strings.ReplaceAll(rt.Pattern, "{id}", target.ID), Auth: k.Secret,
-			Body: `{"name":"walk"}`, Header: []string{"Idempotency-Key", "walk " + rt.Method + " " + rt.Pattern}}
+		wr, ok := writes[strings.TrimSuffix(rt.Pattern, "/{id}")]
+		require.True(t, ok, "%s %s: add its resource to the table", rt.Method, rt.Pattern)
+		r := req{Method: rt.Method, Path: strings.ReplaceAll(rt.Pattern, "{id}", wr.id), Auth: k.Secret,
+			Body: wr.body, Header: []string{"Idempotency-Key", "walk " + rt.Method + " " + rt.Pattern}}
 		r.Header[1] = strings.ReplaceAll(r.Header[1], " ", "_")
 		first := e.send(t, r)
 		require.Less(t, first.Status, 300, "%s %s: %s", rt.Method, rt.Pattern, first.Body)

@@ -54,7 +54,7 @@ var generous = api.RateLimit{Requests: 1_000_000, Per: time.Second}
 
 type envOptions struct {
 	config    api.Config // RateLimit defaults to generous
-	projector bool       // run a relay and the stream_heads projector
+	projector bool       // run a relay and the stream_heads and debtors projectors
 	maxConns  int32      // pool size; default 10
 }
 
@@ -115,7 +115,7 @@ func specTransport(t *testing.T, next http.RoundTripper) http.RoundTripper {
 
 type offSpecKey struct{}
 
-// startWorkers runs a relay and the stream_heads projector for store until
+// startWorkers runs a relay and the stream_heads and debtors projectors for store until
 // the test ends.
 func startWorkers(t *testing.T, store *eventstore.Store) {
 	t.Helper()
@@ -127,12 +127,16 @@ func startWorkers(t *testing.T, store *eventstore.Store) {
 		CheckInterval: 200 * time.Millisecond, LeaderRetry: 50 * time.Millisecond}, logger)
 	require.NoError(t, err)
 	store.OnAppend(relay.Wake)
-	proj, err := workers.NewProjector(projections.StreamHeads{}, store, nc,
-		workers.ProjectorConfig{NATS: topo, MaxWait: 100 * time.Millisecond, BatchSize: 100}, logger)
-	require.NoError(t, err)
+	runs := []func(context.Context) error{relay.Run}
+	for _, p := range []projections.Projection{projections.StreamHeads{}, projections.Debtors{}} {
+		proj, err := workers.NewProjector(p, store, nc,
+			workers.ProjectorConfig{NATS: topo, MaxWait: 100 * time.Millisecond, BatchSize: 100}, logger)
+		require.NoError(t, err)
+		runs = append(runs, proj.Run)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	for _, run := range []func(context.Context) error{relay.Run, proj.Run} {
+	for _, run := range runs {
 		wg.Go(func() {
 			if err := run(ctx); err != nil && ctx.Err() == nil {
 				t.Errorf("worker: %v", err)

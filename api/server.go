@@ -14,6 +14,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/arrears/arrears/domain"
 	"github.com/arrears/arrears/eventstore"
 )
 
@@ -71,6 +72,7 @@ type Server struct {
 	auth    *eventstore.Authenticator
 	cfg     Config
 	limiter *rateLimiter
+	ids     *domain.IDGenerator
 }
 
 // NewServer returns the handler.
@@ -78,7 +80,7 @@ func NewServer(d Deps) *Server {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
-	s := &Server{router: chi.NewRouter(), checks: d.Checks, log: d.Log, store: d.Store, auth: d.Auth, cfg: d.Config.withDefaults()}
+	s := &Server{router: chi.NewRouter(), checks: d.Checks, log: d.Log, store: d.Store, auth: d.Auth, cfg: d.Config.withDefaults(), ids: domain.NewIDGenerator(nil)}
 	s.limiter = newRateLimiter(s.cfg.RateLimit)
 	r := s.router
 	r.Use(requestID, s.recoverer, s.accessLog)
@@ -120,6 +122,11 @@ func (s *Server) routes() {
 			r.With(s.require("keys", "write")).Post("/api-keys", s.createKey)
 			r.With(s.require("keys", "read")).Get("/api-keys/{id}", s.getKey)
 			r.With(s.require("keys", "write")).Delete("/api-keys/{id}", s.revokeKey)
+
+			r.With(s.require("debtors", "read")).Get("/debtors", s.listDebtors)
+			r.With(s.require("debtors", "write")).Post("/debtors", s.createDebtor)
+			r.With(s.require("debtors", "read")).Get("/debtors/{id}", s.getDebtor)
+			r.With(s.require("debtors", "write")).Patch("/debtors/{id}", s.updateDebtor)
 
 			r.With(s.require("events", "read")).Get("/streams/{id}", s.getStream)
 		})

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,8 +40,8 @@ const maxConflictRetries = 3
 func (s *Server) commit(w http.ResponseWriter, r *http.Request, cmd func(tx pgx.Tx) (result, error)) {
 	ctx := r.Context()
 	var res result
-	var body, stored []byte
-	hdr := http.Header{}
+	var body []byte
+	var hdr http.Header
 	var err error
 	for attempt := 0; ; attempt++ {
 		err = s.store.WithTx(ctx, func(tx pgx.Tx) error {
@@ -48,35 +49,49 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, cmd func(tx pgx.
 			if res, err = cmd(tx); err != nil {
 				return err
 			}
-			if body, err = json.Marshal(res.Body); err != nil {
-				return fmt.Errorf("encode response: %w", err)
-			}
-			body = append(body, '\n')
-			hdr.Set("Content-Type", "application/json")
-			if res.Position > 0 {
-				hdr.Set(HeaderPosition, strconv.FormatInt(res.Position, 10))
-			}
-			if res.Location != "" {
-				hdr.Set("Location", res.Location)
-			}
-			c := claimFrom(ctx)
-			if c == nil {
-				return nil
-			}
-			stored = body
-			if res.Replay != nil {
-				if stored, err = json.Marshal(res.Replay); err != nil {
-					return fmt.Errorf("encode response: %w", err)
-				}
-				stored = append(stored, '\n')
-			}
-			return c.completeTx(ctx, tx, res.Status, hdr, stored)
+			body, hdr, err = render(ctx, tx, res)
+			return err
 		})
 		var vc *domain.VersionConflictError
 		if err == nil || !errors.As(err, &vc) || attempt == maxConflictRetries {
 			break
 		}
 	}
+	writeResult(w, r, res, hdr, body, err)
+}
+
+// render encodes a command's result and, for a request with an
+// Idempotency-Key, stores the response (or its Replay form) in tx.
+func render(ctx context.Context, tx pgx.Tx, res result) ([]byte, http.Header, error) {
+	body, err := json.Marshal(res.Body)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode response: %w", err)
+	}
+	body = append(body, '\n')
+	hdr := http.Header{}
+	hdr.Set("Content-Type", "application/json")
+	if res.Position > 0 {
+		hdr.Set(HeaderPosition, strconv.FormatInt(res.Position, 10))
+	}
+	if res.Location != "" {
+		hdr.Set("Location", res.Location)
+	}
+	c := claimFrom(ctx)
+	if c == nil {
+		return body, hdr, nil
+	}
+	stored := body
+	if res.Replay != nil {
+		if stored, err = json.Marshal(res.Replay); err != nil {
+			return nil, nil, fmt.Errorf("encode response: %w", err)
+		}
+		stored = append(stored, '\n')
+	}
+	return body, hdr, c.completeTx(ctx, tx, res.Status, hdr, stored)
+}
+
+// writeResult writes a committed result, or err as a problem.
+func writeResult(w http.ResponseWriter, r *http.Request, res result, hdr http.Header, body []byte, err error) {
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -1,0 +1,37 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/arrears/arrears/domain"
+	"github.com/arrears/arrears/eventstore"
+)
+
+// execute runs domain commands through the event store (eventstore.Store.
+// Execute) and writes the result respond builds from the events they
+// recorded. Like commit, it stores an Idempotency-Key's response in the
+// same transaction as the events. respond runs inside that transaction,
+// after the commands decided (possibly more than once, when Execute retries
+// a lost concurrency race), so it must only build the response. Without a
+// Position of its own, the result carries that of the last event recorded;
+// a command that recorded nothing answers without Arrears-Position.
+func (s *Server) execute(w http.ResponseWriter, r *http.Request, cmds []eventstore.Command, respond func(events []domain.Event) (result, error)) {
+	ctx := r.Context()
+	var res result
+	var body []byte
+	var hdr http.Header
+	_, err := s.store.Execute(ctx, metadata(r), cmds, func(tx pgx.Tx, events []domain.Event) error {
+		var err error
+		if res, err = respond(events); err != nil {
+			return err
+		}
+		if res.Position == 0 && len(events) > 0 {
+			res.Position = events[len(events)-1].Position
+		}
+		body, hdr, err = render(ctx, tx, res)
+		return err
+	})
+	writeResult(w, r, res, hdr, body, err)
+}
