@@ -62,12 +62,30 @@ func TestCrossTenantEveryResourceRoute(t *testing.T) {
 	debtorOfB := e.createDebtor(t, bKey.Secret, map[string]any{"first_name": "Bea", "last_name": "B"})
 	debtorOfBTest := e.createDebtor(t, bTest.Secret, map[string]any{"first_name": "Tess", "last_name": "B"})
 	debtorsOfB := []foreign{{debtorOfB.ID, bKey.Secret}, {debtorOfBTest.ID, bTest.Secret}}
+	accountsOfB, paymentsOfB := []foreign{}, []foreign{}
+	var paid int64
+	for _, owner := range []string{bKey.Secret, bTest.Secret} {
+		acct := e.createAccount(t, owner, map[string]any{"currency": "EUR"})
+		e.postEntries(t, owner, map[string]any{"account_id": acct.ID, "reference": "INV-1", "kind": "invoice", "amount": "100.00", "due_date": "2026-01-01"})
+		pay := e.createPayment(t, owner, acct.ID, map[string]any{"amount": "10.00", "status": "pending"})
+		accountsOfB = append(accountsOfB, foreign{acct.ID, owner})
+		paymentsOfB = append(paymentsOfB, foreign{pay.ID, owner})
+		paid = pay.Position
+	}
 	table := map[route][]foreign{
-		{http.MethodGet, "/v1/api-keys/{id}"}:    keysOfB,
-		{http.MethodDelete, "/v1/api-keys/{id}"}: keysOfB,
-		{http.MethodGet, "/v1/streams/{id}"}:     streamsOfB,
-		{http.MethodGet, "/v1/debtors/{id}"}:     debtorsOfB,
-		{http.MethodPatch, "/v1/debtors/{id}"}:   debtorsOfB,
+		{http.MethodGet, "/v1/accounts/{id}"}:             accountsOfB,
+		{http.MethodGet, "/v1/accounts/{id}/balance"}:     accountsOfB,
+		{http.MethodPost, "/v1/accounts/{id}/payments"}:   accountsOfB,
+		{http.MethodGet, "/v1/payments/{id}"}:             paymentsOfB,
+		{http.MethodPost, "/v1/payments/{id}/complete"}:   paymentsOfB,
+		{http.MethodPost, "/v1/payments/{id}/fail"}:       paymentsOfB,
+		{http.MethodPost, "/v1/payments/{id}/refund"}:     paymentsOfB,
+		{http.MethodPost, "/v1/payments/{id}/chargeback"}: paymentsOfB,
+		{http.MethodGet, "/v1/api-keys/{id}"}:             keysOfB,
+		{http.MethodDelete, "/v1/api-keys/{id}"}:          keysOfB,
+		{http.MethodGet, "/v1/streams/{id}"}:              streamsOfB,
+		{http.MethodGet, "/v1/debtors/{id}"}:              debtorsOfB,
+		{http.MethodPatch, "/v1/debtors/{id}"}:            debtorsOfB,
 	}
 	for _, r := range e.routes(t) {
 		if strings.Contains(r.Pattern, "{id}") {
@@ -89,6 +107,16 @@ func TestCrossTenantEveryResourceRoute(t *testing.T) {
 		require.Equal(t, http.StatusOK, r.Status, "B's debtor %s: %s", f.id, r.Body)
 	}
 
+	for _, f := range accountsOfB {
+		r := e.get(t, f.owner, fmt.Sprintf("/v1/accounts/%s?min_position=%d", f.id, paid))
+		require.Equal(t, http.StatusOK, r.Status, "B's account %s: %s", f.id, r.Body)
+		require.Equal(t, http.StatusOK, e.get(t, f.owner, "/v1/accounts/"+f.id+"/balance").Status)
+	}
+	for _, f := range paymentsOfB {
+		r := e.get(t, f.owner, fmt.Sprintf("/v1/payments/%s?min_position=%d", f.id, paid))
+		require.Equal(t, http.StatusOK, r.Status, "B's payment %s: %s", f.id, r.Body)
+	}
+
 	for rt, ids := range table {
 		for _, f := range ids {
 			t.Run(rt.Method+" "+rt.Pattern+" "+f.id, func(t *testing.T) {
@@ -102,6 +130,7 @@ func TestCrossTenantEveryResourceRoute(t *testing.T) {
 	}
 	require.Zero(t, e.count(t, `SELECT count(*) FROM events WHERE type = 'api_key.revoked'`))
 	require.Zero(t, e.count(t, `SELECT count(*) FROM events WHERE type = 'debtor.updated'`))
+	require.Equal(t, 2, e.count(t, `SELECT count(*) FROM events WHERE type LIKE 'payment.%'`))
 }
 
 // TestScopes: each route needs its scope, a write scope implies read, and an

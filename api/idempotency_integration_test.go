@@ -311,16 +311,36 @@ func TestIdempotencySemantics(t *testing.T) {
 // replays a request sent again with the same Idempotency-Key.
 func TestEveryWriteRouteHonoursIdempotencyKey(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{})
+	e := newEnv(t, envOptions{projector: true})
 	ten := e.tenant(t, "Every write")
 	k := e.key(t, ten.ID, eventstore.NewKey{Name: "k"})
 	target := e.key(t, ten.ID, eventstore.NewKey{Name: "target"})
 	dbt := e.createDebtor(t, k.Secret, map[string]any{"first_name": "Walk", "last_name": "Target"})
+	acct := e.createAccount(t, k.Secret, map[string]any{"currency": "EUR"})
+	e.postEntries(t, k.Secret, map[string]any{"account_id": acct.ID, "reference": "INV-1", "kind": "invoice", "amount": "1000.00", "due_date": "2026-01-01"})
+	pay := map[string]payment{}
+	for _, action := range []string{"complete", "fail", "refund", "chargeback"} {
+		status := "pending"
+		if action == "refund" || action == "chargeback" {
+			status = "completed"
+		}
+		pay[action] = e.createPayment(t, k.Secret, acct.ID, map[string]any{"amount": "1.00", "status": status})
+	}
+	// The payment transitions find the payment in the ledger read model.
+	r := e.get(t, k.Secret, fmt.Sprintf("/v1/payments/%s?min_position=%d", pay["chargeback"].ID, pay["chargeback"].Position))
+	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
 	// Each resource's target and a body its writes take.
 	type write struct{ id, body string }
 	writes := map[string]write{
-		"/v1/api-keys": {target.ID, `{"name":"walk"}`},
-		"/v1/debtors":  {dbt.ID, `{"first_name":"Walk","last_name":"Er"}`},
+		"/v1/api-keys":                 {target.ID, `{"name":"walk"}`},
+		"/v1/debtors":                  {dbt.ID, `{"first_name":"Walk","last_name":"Er"}`},
+		"/v1/accounts":                 {"", `{"currency":"EUR"}`},
+		"/v1/accounts/{id}/payments":   {acct.ID, `{"amount":"1.00"}`},
+		"/v1/ledger-entries/batch":     {"", fmt.Sprintf(`{"entries":[{"account_id":%q,"reference":"WALK","kind":"fee","amount":"1.00"}]}`, acct.ID)},
+		"/v1/payments/{id}/complete":   {pay["complete"].ID, `{}`},
+		"/v1/payments/{id}/fail":       {pay["fail"].ID, `{"reason":"walk"}`},
+		"/v1/payments/{id}/refund":     {pay["refund"].ID, `{"reason":"walk"}`},
+		"/v1/payments/{id}/chargeback": {pay["chargeback"].ID, ``},
 	}
 	n := 0
 	for _, rt := range e.routes(t) {

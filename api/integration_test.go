@@ -115,7 +115,7 @@ func specTransport(t *testing.T, next http.RoundTripper) http.RoundTripper {
 
 type offSpecKey struct{}
 
-// startWorkers runs a relay and the stream_heads and debtors projectors for store until
+// startWorkers runs a relay and the stream_heads, debtors and ledger projectors for store until
 // the test ends.
 func startWorkers(t *testing.T, store *eventstore.Store) {
 	t.Helper()
@@ -128,7 +128,7 @@ func startWorkers(t *testing.T, store *eventstore.Store) {
 	require.NoError(t, err)
 	store.OnAppend(relay.Wake)
 	runs := []func(context.Context) error{relay.Run}
-	for _, p := range []projections.Projection{projections.StreamHeads{}, projections.Debtors{}} {
+	for _, p := range []projections.Projection{projections.StreamHeads{}, projections.Debtors{}, projections.Ledger{}} {
 		proj, err := workers.NewProjector(p, store, nc,
 			workers.ProjectorConfig{NATS: topo, MaxWait: 100 * time.Millisecond, BatchSize: 100}, logger)
 		require.NoError(t, err)

@@ -99,16 +99,18 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 	})
 }
 
-// bodyLimit caps request bodies at Config.BodyLimit.
-func (s *Server) bodyLimit(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > s.cfg.BodyLimit {
-			writeError(w, r, domain.Invalid(fmt.Sprintf("request body larger than %d bytes", s.cfg.BodyLimit), domain.FieldError{Field: "body", Error: "too large"}))
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.BodyLimit)
-		next.ServeHTTP(w, r)
-	})
+// limitBody caps request bodies at n bytes.
+func limitBody(n int64) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ContentLength > n {
+				writeError(w, r, domain.Invalid(fmt.Sprintf("request body larger than %d bytes", n), domain.FieldError{Field: "body", Error: "too large"}))
+				return
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, n)
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 func notFoundRoute(r *http.Request) error {

@@ -109,26 +109,43 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.Se
 
 // routes mounts the /v1 API.
 func (s *Server) routes() {
+	bodyLimit := limitBody(s.cfg.BodyLimit)
 	s.router.Route("/v1", func(r chi.Router) {
-		r.Use(s.bodyLimit)
-		r.Post("/oauth2/token", s.token)
+		r.With(bodyLimit).Post("/oauth2/token", s.token)
 		r.Group(func(r chi.Router) {
 			// Idempotency-Key is honoured by require(…, "write"), after the
 			// scope check (see there).
 			r.Use(s.authenticate, s.rateLimit)
-			r.Get("/organization", s.organization)
+			// The batch takes up to 10,000 entries: a larger body limit.
+			r.With(limitBody(max(s.cfg.BodyLimit, batchBodyLimit)), s.require("ledgers", "write")).Post("/ledger-entries/batch", s.postLedgerEntries)
+			r.Group(func(r chi.Router) {
+				r.Use(bodyLimit)
+				r.Get("/organization", s.organization)
 
-			r.With(s.require("keys", "read")).Get("/api-keys", s.listKeys)
-			r.With(s.require("keys", "write")).Post("/api-keys", s.createKey)
-			r.With(s.require("keys", "read")).Get("/api-keys/{id}", s.getKey)
-			r.With(s.require("keys", "write")).Delete("/api-keys/{id}", s.revokeKey)
+				r.With(s.require("keys", "read")).Get("/api-keys", s.listKeys)
+				r.With(s.require("keys", "write")).Post("/api-keys", s.createKey)
+				r.With(s.require("keys", "read")).Get("/api-keys/{id}", s.getKey)
+				r.With(s.require("keys", "write")).Delete("/api-keys/{id}", s.revokeKey)
 
-			r.With(s.require("debtors", "read")).Get("/debtors", s.listDebtors)
-			r.With(s.require("debtors", "write")).Post("/debtors", s.createDebtor)
-			r.With(s.require("debtors", "read")).Get("/debtors/{id}", s.getDebtor)
-			r.With(s.require("debtors", "write")).Patch("/debtors/{id}", s.updateDebtor)
+				r.With(s.require("debtors", "read")).Get("/debtors", s.listDebtors)
+				r.With(s.require("debtors", "write")).Post("/debtors", s.createDebtor)
+				r.With(s.require("debtors", "read")).Get("/debtors/{id}", s.getDebtor)
+				r.With(s.require("debtors", "write")).Patch("/debtors/{id}", s.updateDebtor)
 
-			r.With(s.require("events", "read")).Get("/streams/{id}", s.getStream)
+				r.With(s.require("accounts", "read")).Get("/accounts", s.listAccounts)
+				r.With(s.require("accounts", "write")).Post("/accounts", s.createAccount)
+				r.With(s.require("accounts", "read")).Get("/accounts/{id}", s.getAccount)
+				r.With(s.require("accounts", "read")).Get("/accounts/{id}/balance", s.getBalance)
+				r.With(s.require("payments", "write")).Post("/accounts/{id}/payments", s.createPayment)
+
+				r.With(s.require("payments", "read")).Get("/payments/{id}", s.getPayment)
+				r.With(s.require("payments", "write")).Post("/payments/{id}/complete", s.completePayment)
+				r.With(s.require("payments", "write")).Post("/payments/{id}/fail", s.failPayment)
+				r.With(s.require("payments", "write")).Post("/payments/{id}/refund", s.refundPayment)
+				r.With(s.require("payments", "write")).Post("/payments/{id}/chargeback", s.chargebackPayment)
+
+				r.With(s.require("events", "read")).Get("/streams/{id}", s.getStream)
+			})
 		})
 	})
 }

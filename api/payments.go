@@ -1,0 +1,282 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/shopspring/decimal"
+
+	"github.com/arrears/arrears/domain"
+	"github.com/arrears/arrears/eventstore"
+)
+
+type allocationView struct {
+	Reference string `json:"reference"`
+	Amount    string `json:"amount"`
+}
+
+// paymentView is a payment as the API shows it; amounts are decimal
+// strings in major units of its currency.
+type paymentView struct {
+	Object           string           `json:"object"`
+	ID               string           `json:"id"`
+	AccountID        string           `json:"account_id"`
+	Reference        string           `json:"reference"`
+	Amount           string           `json:"amount"`
+	Currency         string           `json:"currency"`
+	Status           string           `json:"status"`
+	Method           string           `json:"method"`
+	Provider         string           `json:"provider"`
+	MatchStrategy    string           `json:"match_strategy"`
+	ProductReference string           `json:"product_reference"`
+	FeeOrder         []string         `json:"fee_order"`
+	Allocations      []allocationView `json:"allocations"`
+	ToCredit         string           `json:"to_credit"`
+	RecordedAt       time.Time        `json:"recorded_at"`
+	CompletedAt      *time.Time       `json:"completed_at"`
+	FailedAt         *time.Time       `json:"failed_at"`
+	FailureReason    string           `json:"failure_reason"`
+	ReversedAt       *time.Time       `json:"reversed_at"`
+	ReversalReason   string           `json:"reversal_reason"`
+	Meta             json.RawMessage  `json:"meta"`
+}
+
+func viewAllocations(allocs []domain.Allocation, currency string) []allocationView {
+	out := make([]allocationView, len(allocs))
+	for i, a := range allocs {
+		out[i] = allocationView{Reference: a.Reference, Amount: domain.FormatAmount(a.Amount, currency)}
+	}
+	return out
+}
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// viewPayment shows the command side's state of payment p of account a.
+func viewPayment(a *domain.Account, p *domain.Payment) paymentView {
+	fo := p.FeeOrder
+	if fo == nil {
+		fo = []string{}
+	}
+	toCredit := p.ToCredit
+	return paymentView{Object: "payment", ID: p.ID, AccountID: a.ID, Reference: p.Reference, Amount: domain.FormatAmount(p.Amount, a.Currency),
+		Currency: a.Currency, Status: string(p.Status), Method: p.Method, Provider: p.Provider, MatchStrategy: string(p.MatchStrategy),
+		ProductReference: p.ProductReference, FeeOrder: fo, Allocations: viewAllocations(p.Allocations, a.Currency),
+		ToCredit: domain.FormatAmount(toCredit, a.Currency), RecordedAt: p.RecordedAt.UTC(), CompletedAt: utcPtr(p.CompletedAt),
+		FailedAt: utcPtr(p.FailedAt), FailureReason: p.FailureReason, ReversedAt: utcPtr(p.ReversedAt), ReversalReason: p.ReversalReason,
+		Meta: compactJSON(p.Meta)}
+}
+
+type createPaymentRequest struct {
+	Amount           *string              `json:"amount"`
+	Reference        string               `json:"reference"`
+	Method           string               `json:"method"`
+	Provider         string               `json:"provider"`
+	MatchStrategy    domain.MatchStrategy `json:"match_strategy"`
+	ProductReference string               `json:"product_reference"`
+	FeeOrder         []string             `json:"fee_order"`
+	Status           domain.PaymentStatus `json:"status"`
+	Meta             json.RawMessage      `json:"meta"`
+}
+
+// createPayment: POST /v1/accounts/{id}/payments records a payment (by
+// default completed, and allocated at once). It may not exceed what the
+// account owes less its pending payments. A missing account is 404
+// whatever the body.
+func (s *Server) createPayment(w http.ResponseWriter, r *http.Request) {
+	var in createPaymentRequest
+	invalid := decode(r, &in) // answered after "not found"
+	p := principal(r)
+	id := chi.URLParam(r, "id")
+	missing := domain.Errorf(domain.ENOTFOUND, "account %s not found", id)
+	if !domain.HasPrefix(id, domain.PrefixAccount) {
+		writeError(w, r, missing)
+		return
+	}
+	at := debtorNow()
+	payID := s.ids.New(domain.PrefixPayment, at)
+	var a *domain.Account
+	var pay *domain.Payment
+	cmd := eventstore.Command{TenantID: p.TenantID, StreamType: domain.StreamTypeAccount, StreamID: id,
+		New: func() domain.Aggregate { return domain.NewAccount(p.TenantID, id) },
+		Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) {
+			a = agg.(*domain.Account)
+			if !a.Opened || a.Sandbox != p.Sandbox() {
+				return nil, missing
+			}
+			if invalid != nil {
+				return nil, invalid
+			}
+			if in.Amount == nil {
+				return nil, domain.Invalid("invalid payment", domain.FieldError{Field: "amount", Error: "is required"})
+			}
+			amount, bad := domain.ParseAmount("amount", *in.Amount, a.Currency)
+			if bad != nil {
+				return nil, domain.Invalid("invalid payment", *bad)
+			}
+			var evs []domain.NewEvent
+			var err error
+			pay, evs, err = a.RecordPayment(payID, domain.PaymentInput{Reference: strings.TrimSpace(in.Reference), Amount: amount, Method: in.Method,
+				Provider: in.Provider, MatchStrategy: in.MatchStrategy, ProductReference: in.ProductReference, FeeOrder: in.FeeOrder,
+				Status: in.Status, Meta: in.Meta}, at)
+			return evs, err
+		}}
+	s.execute(w, r, []eventstore.Command{cmd}, func([]domain.Event) (result, error) {
+		return result{Status: http.StatusCreated, Body: viewPayment(a, pay), Location: "/v1/payments/" + pay.ID}, nil
+	})
+}
+
+const paymentColumns = `id, account_id, reference, amount::text, currency, status, method, provider, match_strategy, product_reference,
+	fee_order, allocations, to_credit::text, recorded_at, completed_at, failed_at, failure_reason, reversed_at, reversal_reason, meta`
+
+func scanPayment(row rowScanner) (paymentView, error) {
+	v := paymentView{Object: "payment"}
+	var amount, toCredit string
+	var allocs, meta []byte
+	if err := row.Scan(&v.ID, &v.AccountID, &v.Reference, &amount, &v.Currency, &v.Status, &v.Method, &v.Provider, &v.MatchStrategy,
+		&v.ProductReference, &v.FeeOrder, &allocs, &toCredit, &v.RecordedAt, &v.CompletedAt, &v.FailedAt, &v.FailureReason,
+		&v.ReversedAt, &v.ReversalReason, &meta); err != nil {
+		return v, err
+	}
+	for _, x := range []struct {
+		s   string
+		dst *string
+	}{{amount, &v.Amount}, {toCredit, &v.ToCredit}} {
+		d, err := decimal.NewFromString(x.s)
+		if err != nil {
+			return v, err
+		}
+		*x.dst = domain.FormatAmount(d, v.Currency)
+	}
+	var as []domain.Allocation
+	if len(allocs) > 0 {
+		if err := json.Unmarshal(allocs, &as); err != nil {
+			return v, err
+		}
+	}
+	v.Allocations = viewAllocations(as, v.Currency)
+	if v.FeeOrder == nil {
+		v.FeeOrder = []string{}
+	}
+	v.Meta = compactJSON(meta)
+	v.RecordedAt = v.RecordedAt.UTC()
+	v.CompletedAt, v.FailedAt, v.ReversedAt = utcPtr(v.CompletedAt), utcPtr(v.FailedAt), utcPtr(v.ReversedAt)
+	return v, nil
+}
+
+// getPayment: GET /v1/payments/{id}, from the ledger projection.
+func (s *Server) getPayment(w http.ResponseWriter, r *http.Request) {
+	if err := s.awaitPosition(r, "ledger"); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	p := principal(r)
+	id := chi.URLParam(r, "id")
+	v, err := scanPayment(s.store.Pool().QueryRow(r.Context(), `SELECT `+paymentColumns+`
+		FROM payments WHERE tenant_id = $1 AND sandbox = $2 AND id = $3`, p.TenantID, p.Sandbox(), id))
+	if err != nil {
+		writeError(w, r, notFound(err, "payment "+id))
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// paymentTransition is what a POST /v1/payments/{id}/<action> does.
+type paymentTransition func(a *domain.Account, id, reason string, at time.Time) ([]domain.NewEvent, error)
+
+func (s *Server) completePayment(w http.ResponseWriter, r *http.Request) {
+	s.transitionPayment(w, r, false, func(a *domain.Account, id, _ string, at time.Time) ([]domain.NewEvent, error) {
+		return a.CompletePayment(id, at)
+	})
+}
+
+func (s *Server) failPayment(w http.ResponseWriter, r *http.Request) {
+	s.transitionPayment(w, r, true, (*domain.Account).FailPayment)
+}
+
+func (s *Server) refundPayment(w http.ResponseWriter, r *http.Request) {
+	s.transitionPayment(w, r, true, (*domain.Account).RefundPayment)
+}
+
+func (s *Server) chargebackPayment(w http.ResponseWriter, r *http.Request) {
+	s.transitionPayment(w, r, true, (*domain.Account).ChargebackPayment)
+}
+
+type reasonRequest struct {
+	Reason string `json:"reason"`
+}
+
+// decodeOptional decodes an optional body: none (or only white space) is
+// the zero value.
+func decodeOptional(r *http.Request, v any) error {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return domain.Invalid(fmt.Sprintf("request body larger than %d bytes", mbe.Limit), domain.FieldError{Field: "body", Error: "too large"})
+		}
+		return fmt.Errorf("read body: %w", err)
+	}
+	if strings.TrimSpace(string(body)) == "" {
+		return nil
+	}
+	r.Body = io.NopCloser(strings.NewReader(string(body)))
+	return decode(r, v)
+}
+
+// transitionPayment moves a payment on: the payment's account is found in
+// the ledger read model (pass the payment's Arrears-Position as
+// min_position right after creating it), then the command runs on the
+// account's current state. A missing payment is 404 whatever the body.
+func (s *Server) transitionPayment(w http.ResponseWriter, r *http.Request, withReason bool, do paymentTransition) {
+	var in reasonRequest
+	var invalid error
+	if withReason {
+		invalid = decodeOptional(r, &in)
+	} else {
+		invalid = decodeOptional(r, &struct{}{})
+	}
+	if err := s.awaitPosition(r, "ledger"); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	p := principal(r)
+	id := chi.URLParam(r, "id")
+	var accountID string
+	err := s.store.Pool().QueryRow(r.Context(), `SELECT account_id FROM payments WHERE tenant_id = $1 AND sandbox = $2 AND id = $3`,
+		p.TenantID, p.Sandbox(), id).Scan(&accountID)
+	if err != nil {
+		writeError(w, r, notFound(err, "payment "+id))
+		return
+	}
+	if invalid != nil {
+		writeError(w, r, invalid)
+		return
+	}
+	at := debtorNow()
+	var a *domain.Account
+	cmd := eventstore.Command{TenantID: p.TenantID, StreamType: domain.StreamTypeAccount, StreamID: accountID,
+		New: func() domain.Aggregate { return domain.NewAccount(p.TenantID, accountID) },
+		Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) {
+			a = agg.(*domain.Account)
+			return do(a, id, strings.TrimSpace(in.Reason), at)
+		}}
+	s.execute(w, r, []eventstore.Command{cmd}, func([]domain.Event) (result, error) {
+		pay, ok := a.Payment(id)
+		if !ok {
+			return result{}, domain.Errorf(domain.ENOTFOUND, "payment %s not found", id)
+		}
+		return result{Status: http.StatusOK, Body: viewPayment(a, pay)}, nil
+	})
+}
