@@ -73,9 +73,9 @@ type createAccountRequest struct {
 }
 
 // createAccount: POST /v1/accounts records account.opened in the caller's
-// mode. Every debtor id must name a debtor of the tenant and mode (read
-// from the debtors read model: pass the debtor's Arrears-Position as
-// min_position); a reference is unique per tenant and mode (409).
+// mode. Every debtor id must name a debtor of the tenant and mode (checked
+// in the event store, so a debtor created a moment ago counts); a reference
+// is unique per tenant and mode (409).
 func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) {
 	var in createAccountRequest
 	if err := decode(r, &in); err != nil {
@@ -113,11 +113,12 @@ func (s *Server) checkDebtors(r *http.Request, p domain.Principal, ids []string)
 	if len(ids) == 0 {
 		return nil
 	}
-	if err := s.awaitPosition(r, "debtors"); err != nil {
-		return err
-	}
+	// The event store, not the debtors read model: consistent with the
+	// write that created the debtor, however recent.
 	found := map[string]bool{}
-	rows, err := s.store.Pool().Query(r.Context(), `SELECT id FROM debtors WHERE tenant_id = $1 AND sandbox = $2 AND id = ANY($3)`,
+	rows, err := s.store.Pool().Query(r.Context(), `SELECT stream_id FROM events
+		WHERE tenant_id = $1 AND stream_id = ANY($3) AND stream_version = 1 AND type = 'debtor.created'
+		  AND coalesce((data->>'sandbox')::boolean, false) = $2`,
 		p.TenantID, p.Sandbox(), ids)
 	if err != nil {
 		return err

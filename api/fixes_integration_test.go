@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"testing"
@@ -74,4 +75,26 @@ func TestSweepRemovesOnlyExpired(t *testing.T) {
 	<-done
 	assert.Equal(t, 1, e.count(t, `SELECT count(*) FROM idempotency_keys WHERE key = 'live:new'`))
 	assert.Equal(t, 1, e.count(t, `SELECT count(*) FROM access_tokens WHERE token_hash = sha256('new')`))
+}
+
+// TestAccountRightAfterItsDebtor: the debtor check reads the event store, so
+// an account can name a debtor created a moment ago without min_position.
+func TestAccountRightAfterItsDebtor(t *testing.T) {
+	e := newEnv(t, envOptions{}) // no projector: the debtors read model stays empty
+	ten := e.tenant(t, "Sequential")
+	k := e.key(t, ten.ID, eventstore.NewKey{Mode: domain.ModeLive})
+	for range 5 {
+		d := e.post(t, k.Secret, "/v1/debtors", map[string]any{"first_name": "Jane", "last_name": "Doe"})
+		require.Equal(t, http.StatusCreated, d.Status, string(d.Body))
+		var debtor struct{ ID string }
+		require.NoError(t, json.Unmarshal(d.Body, &debtor))
+		a := e.post(t, k.Secret, "/v1/accounts", map[string]any{"currency": "EUR", "debtor_ids": []string{debtor.ID}})
+		require.Equal(t, http.StatusCreated, a.Status, string(a.Body))
+	}
+	test := e.key(t, ten.ID, eventstore.NewKey{Mode: domain.ModeTest})
+	d := e.post(t, k.Secret, "/v1/debtors", map[string]any{"first_name": "Live", "last_name": "Only"})
+	var live struct{ ID string }
+	require.NoError(t, json.Unmarshal(d.Body, &live))
+	a := e.post(t, test.Secret, "/v1/accounts", map[string]any{"currency": "EUR", "debtor_ids": []string{live.ID}})
+	assert.Equal(t, http.StatusUnprocessableEntity, a.Status, "a sandbox account cannot name a live debtor")
 }
