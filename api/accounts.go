@@ -186,19 +186,7 @@ func scanAccount(row rowScanner) (accountView, error) {
 
 // getAccount: GET /v1/accounts/{id}, from the ledger projection.
 func (s *Server) getAccount(w http.ResponseWriter, r *http.Request) {
-	if err := s.awaitPosition(r, "ledger"); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	p := principal(r)
-	id := chi.URLParam(r, "id")
-	v, err := scanAccount(s.store.Pool().QueryRow(r.Context(), `SELECT `+accountColumns+`
-		FROM accounts WHERE tenant_id = $1 AND sandbox = $2 AND id = $3`, p.TenantID, p.Sandbox(), id))
-	if err != nil {
-		writeError(w, r, notFound(err, "account "+id))
-		return
-	}
-	writeJSON(w, http.StatusOK, v)
+	readOne(s, w, r, "ledger", "account", accountColumns, "accounts", scanAccount)
 }
 
 // listAccounts: GET /v1/accounts — the tenant's accounts of the caller's

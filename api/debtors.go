@@ -161,19 +161,7 @@ func scanDebtor(row rowScanner) (debtorView, error) {
 
 // getDebtor: GET /v1/debtors/{id}, from the debtors projection.
 func (s *Server) getDebtor(w http.ResponseWriter, r *http.Request) {
-	if err := s.awaitPosition(r, "debtors"); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	p := principal(r)
-	id := chi.URLParam(r, "id")
-	v, err := scanDebtor(s.store.Pool().QueryRow(r.Context(), `SELECT `+debtorColumns+`
-		FROM debtors WHERE tenant_id = $1 AND sandbox = $2 AND id = $3`, p.TenantID, p.Sandbox(), id))
-	if err != nil {
-		writeError(w, r, notFound(err, "debtor "+id))
-		return
-	}
-	writeJSON(w, http.StatusOK, v)
+	readOne(s, w, r, "debtors", "debtor", debtorColumns, "debtors", scanDebtor)
 }
 
 // listDebtors: GET /v1/debtors — the tenant's debtors of the caller's mode,

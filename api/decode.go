@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/arrears/arrears/domain"
@@ -20,17 +21,39 @@ import (
 // decode reads the request body strictly into v: JSON only, no unknown
 // fields, no trailing data, every type error named by field.
 func decode(r *http.Request, v any) error {
-	body, err := io.ReadAll(r.Body)
+	body, err := readBody(r)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return domain.Invalid(fmt.Sprintf("request body larger than %d bytes", mbe.Limit), domain.FieldError{Field: "body", Error: "too large"})
-		}
-		return fmt.Errorf("read body: %w", err)
+		return err
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return domain.Invalid("request body required", domain.FieldError{Field: "body", Error: "must be a JSON object"})
 	}
+	return decodeBytes(body, v)
+}
+
+// decodeOptional is decode for a body that may be absent (or only white
+// space): then v keeps its zero value.
+func decodeOptional(r *http.Request, v any) error {
+	body, err := readBody(r)
+	if err != nil || len(bytes.TrimSpace(body)) == 0 {
+		return err
+	}
+	return decodeBytes(body, v)
+}
+
+func readBody(r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, domain.Invalid(fmt.Sprintf("request body larger than %d bytes", mbe.Limit), domain.FieldError{Field: "body", Error: "too large"})
+		}
+		return nil, fmt.Errorf("read body: %w", err)
+	}
+	return body, nil
+}
+
+func decodeBytes(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -130,6 +153,26 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// readOne answers GET of one resource from a read-model table: it waits
+// for ?min_position= on projection, selects the row of the caller's tenant
+// and mode by the {id} URL parameter, and answers 404 — the same for a
+// missing and another tenant's — if there is none.
+func readOne[T any](s *Server, w http.ResponseWriter, r *http.Request, projection, what, columns, table string, scan func(rowScanner) (T, error)) {
+	if err := s.awaitPosition(r, projection); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	p := principal(r)
+	id := chi.URLParam(r, "id")
+	v, err := scan(s.store.Pool().QueryRow(r.Context(), `SELECT `+columns+` FROM `+table+` WHERE tenant_id = $1 AND sandbox = $2 AND id = $3`,
+		p.TenantID, p.Sandbox(), id))
+	if err != nil {
+		writeError(w, r, notFound(err, what+" "+id))
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 func writeJSONType(w http.ResponseWriter, code int, contentType string, v any) {

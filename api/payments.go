@@ -2,9 +2,6 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -177,19 +174,7 @@ func scanPayment(row rowScanner) (paymentView, error) {
 
 // getPayment: GET /v1/payments/{id}, from the ledger projection.
 func (s *Server) getPayment(w http.ResponseWriter, r *http.Request) {
-	if err := s.awaitPosition(r, "ledger"); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	p := principal(r)
-	id := chi.URLParam(r, "id")
-	v, err := scanPayment(s.store.Pool().QueryRow(r.Context(), `SELECT `+paymentColumns+`
-		FROM payments WHERE tenant_id = $1 AND sandbox = $2 AND id = $3`, p.TenantID, p.Sandbox(), id))
-	if err != nil {
-		writeError(w, r, notFound(err, "payment "+id))
-		return
-	}
-	writeJSON(w, http.StatusOK, v)
+	readOne(s, w, r, "ledger", "payment", paymentColumns, "payments", scanPayment)
 }
 
 // paymentTransition is what a POST /v1/payments/{id}/<action> does.
@@ -215,24 +200,6 @@ func (s *Server) chargebackPayment(w http.ResponseWriter, r *http.Request) {
 
 type reasonRequest struct {
 	Reason string `json:"reason"`
-}
-
-// decodeOptional decodes an optional body: none (or only white space) is
-// the zero value.
-func decodeOptional(r *http.Request, v any) error {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return domain.Invalid(fmt.Sprintf("request body larger than %d bytes", mbe.Limit), domain.FieldError{Field: "body", Error: "too large"})
-		}
-		return fmt.Errorf("read body: %w", err)
-	}
-	if strings.TrimSpace(string(body)) == "" {
-		return nil
-	}
-	r.Body = io.NopCloser(strings.NewReader(string(body)))
-	return decode(r, v)
 }
 
 // transitionPayment moves a payment on: the payment's account is found in
