@@ -94,14 +94,12 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) {
 		ref = strings.TrimSpace(*in.Reference)
 	}
 	var a *domain.Account
-	cmd := eventstore.Command{TenantID: p.TenantID, StreamType: domain.StreamTypeAccount, StreamID: id,
-		New: func() domain.Aggregate { return domain.NewAccount(p.TenantID, id) },
-		Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) {
-			a = agg.(*domain.Account)
-			return a.Open(domain.OpenAccount{Reference: ref, Currency: strings.TrimSpace(in.Currency), DebtorIDs: in.DebtorIDs,
-				Products: in.Products, Scores: in.Scores, Meta: in.Meta, Sandbox: p.Sandbox()}, at)
-		},
-		Reference: ref, Sandbox: p.Sandbox()}
+	cmd := accountCommand(p.TenantID, id, func(agg *domain.Account) ([]domain.NewEvent, error) {
+		a = agg
+		return a.Open(domain.OpenAccount{Reference: ref, Currency: strings.TrimSpace(in.Currency), DebtorIDs: in.DebtorIDs,
+			Products: in.Products, Scores: in.Scores, Meta: in.Meta, Sandbox: p.Sandbox()}, at)
+	})
+	cmd.Reference, cmd.Sandbox = ref, p.Sandbox()
 	s.execute(w, r, []eventstore.Command{cmd}, func([]domain.Event) (result, error) {
 		return result{Status: http.StatusCreated, Body: viewAccount(a, at), Location: "/v1/accounts/" + id}, nil
 	})

@@ -85,13 +85,11 @@ func (s *Server) createDebtor(w http.ResponseWriter, r *http.Request) {
 		ref = strings.TrimSpace(*f.Reference)
 	}
 	var d *domain.Debtor
-	cmd := eventstore.Command{TenantID: p.TenantID, StreamType: domain.StreamTypeDebtor, StreamID: id,
-		New: func() domain.Aggregate { return domain.NewDebtor(p.TenantID, id) },
-		Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) {
-			d = agg.(*domain.Debtor)
-			return d.Create(f, p.Sandbox(), at)
-		},
-		Reference: ref, Sandbox: p.Sandbox()}
+	cmd := debtorCommand(p.TenantID, id, func(agg *domain.Debtor) ([]domain.NewEvent, error) {
+		d = agg
+		return d.Create(f, p.Sandbox(), at)
+	})
+	cmd.Reference, cmd.Sandbox = ref, p.Sandbox()
 	s.execute(w, r, []eventstore.Command{cmd}, func([]domain.Event) (result, error) {
 		return result{Status: http.StatusCreated, Body: viewDebtor(d), Location: "/v1/debtors/" + id}, nil
 	})
@@ -114,21 +112,19 @@ func (s *Server) updateDebtor(w http.ResponseWriter, r *http.Request) {
 	}
 	at := debtorNow()
 	var d *domain.Debtor
-	cmd := eventstore.Command{TenantID: p.TenantID, StreamType: domain.StreamTypeDebtor, StreamID: id,
-		New: func() domain.Aggregate { return domain.NewDebtor(p.TenantID, id) },
-		Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) {
-			d = agg.(*domain.Debtor)
-			if !d.Created || d.Sandbox != p.Sandbox() {
-				return nil, missing // another mode's debtor answers like a missing one
-			}
-			if invalid != nil {
-				return nil, invalid
-			}
-			if f.Reference != nil && strings.TrimSpace(*f.Reference) != d.Reference {
-				return nil, domain.Invalid("invalid debtor", domain.FieldError{Field: "reference", Error: "cannot be changed"})
-			}
-			return d.Update(f, at)
-		}}
+	cmd := debtorCommand(p.TenantID, id, func(agg *domain.Debtor) ([]domain.NewEvent, error) {
+		d = agg
+		if !d.Created || d.Sandbox != p.Sandbox() {
+			return nil, missing // another mode's debtor answers like a missing one
+		}
+		if invalid != nil {
+			return nil, invalid
+		}
+		if f.Reference != nil && strings.TrimSpace(*f.Reference) != d.Reference {
+			return nil, domain.Invalid("invalid debtor", domain.FieldError{Field: "reference", Error: "cannot be changed"})
+		}
+		return d.Update(f, at)
+	})
 	s.execute(w, r, []eventstore.Command{cmd}, func([]domain.Event) (result, error) {
 		return result{Status: http.StatusOK, Body: viewDebtor(d)}, nil
 	})

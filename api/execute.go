@@ -35,3 +35,19 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request, cmds []eventsto
 	})
 	writeResult(w, r, res, hdr, body, err)
 }
+
+// accountCommand is a command on account id of tenantID: decide gets the
+// account in its current state.
+func accountCommand(tenantID, id string, decide func(*domain.Account) ([]domain.NewEvent, error)) eventstore.Command {
+	return eventstore.Command{TenantID: tenantID, StreamType: domain.StreamTypeAccount, StreamID: id,
+		New:    func() domain.Aggregate { return domain.NewAccount(tenantID, id) },
+		Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) { return decide(agg.(*domain.Account)) }}
+}
+
+// debtorCommand is a command on debtor id of tenantID: decide gets the
+// debtor in its current state.
+func debtorCommand(tenantID, id string, decide func(*domain.Debtor) ([]domain.NewEvent, error)) eventstore.Command {
+	return eventstore.Command{TenantID: tenantID, StreamType: domain.StreamTypeDebtor, StreamID: id,
+		New:    func() domain.Aggregate { return domain.NewDebtor(tenantID, id) },
+		Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) { return decide(agg.(*domain.Debtor)) }}
+}

@@ -148,11 +148,9 @@ func (s *Server) postLedgerEntries(w http.ResponseWriter, r *http.Request) {
 	at := debtorNow()
 	cmds := make([]eventstore.Command, 0, len(order))
 	for _, g := range order {
-		cmds = append(cmds, eventstore.Command{TenantID: p.TenantID, StreamType: domain.StreamTypeAccount, StreamID: g.id,
-			New: func() domain.Aggregate { return domain.NewAccount(p.TenantID, g.id) },
-			Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) {
-				return decideEntries(agg.(*domain.Account), p, g, at)
-			}})
+		cmds = append(cmds, accountCommand(p.TenantID, g.id, func(a *domain.Account) ([]domain.NewEvent, error) {
+			return decideEntries(a, p, g, at)
+		}))
 	}
 	s.execute(w, r, cmds, func(events []domain.Event) (result, error) {
 		res := batchResult{Object: "ledger_entry_batch", Posted: len(events)}

@@ -105,30 +105,28 @@ func (s *Server) createPayment(w http.ResponseWriter, r *http.Request) {
 	payID := s.ids.New(domain.PrefixPayment, at)
 	var a *domain.Account
 	var pay *domain.Payment
-	cmd := eventstore.Command{TenantID: p.TenantID, StreamType: domain.StreamTypeAccount, StreamID: id,
-		New: func() domain.Aggregate { return domain.NewAccount(p.TenantID, id) },
-		Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) {
-			a = agg.(*domain.Account)
-			if !a.Opened || a.Sandbox != p.Sandbox() {
-				return nil, missing
-			}
-			if invalid != nil {
-				return nil, invalid
-			}
-			if in.Amount == nil {
-				return nil, domain.Invalid("invalid payment", domain.FieldError{Field: "amount", Error: "is required"})
-			}
-			amount, bad := domain.ParseAmount("amount", *in.Amount, a.Currency)
-			if bad != nil {
-				return nil, domain.Invalid("invalid payment", *bad)
-			}
-			var evs []domain.NewEvent
-			var err error
-			pay, evs, err = a.RecordPayment(payID, domain.PaymentInput{Reference: strings.TrimSpace(in.Reference), Amount: amount, Method: in.Method,
-				Provider: in.Provider, MatchStrategy: in.MatchStrategy, ProductReference: in.ProductReference, FeeOrder: in.FeeOrder,
-				Status: in.Status, Meta: in.Meta}, at)
-			return evs, err
-		}}
+	cmd := accountCommand(p.TenantID, id, func(agg *domain.Account) ([]domain.NewEvent, error) {
+		a = agg
+		if !a.Opened || a.Sandbox != p.Sandbox() {
+			return nil, missing
+		}
+		if invalid != nil {
+			return nil, invalid
+		}
+		if in.Amount == nil {
+			return nil, domain.Invalid("invalid payment", domain.FieldError{Field: "amount", Error: "is required"})
+		}
+		amount, bad := domain.ParseAmount("amount", *in.Amount, a.Currency)
+		if bad != nil {
+			return nil, domain.Invalid("invalid payment", *bad)
+		}
+		var evs []domain.NewEvent
+		var err error
+		pay, evs, err = a.RecordPayment(payID, domain.PaymentInput{Reference: strings.TrimSpace(in.Reference), Amount: amount, Method: in.Method,
+			Provider: in.Provider, MatchStrategy: in.MatchStrategy, ProductReference: in.ProductReference, FeeOrder: in.FeeOrder,
+			Status: in.Status, Meta: in.Meta}, at)
+		return evs, err
+	})
 	s.execute(w, r, []eventstore.Command{cmd}, func([]domain.Event) (result, error) {
 		return result{Status: http.StatusCreated, Body: viewPayment(a, pay), Location: "/v1/payments/" + pay.ID}, nil
 	})
@@ -233,12 +231,10 @@ func (s *Server) transitionPayment(w http.ResponseWriter, r *http.Request, withR
 	}
 	at := debtorNow()
 	var a *domain.Account
-	cmd := eventstore.Command{TenantID: p.TenantID, StreamType: domain.StreamTypeAccount, StreamID: accountID,
-		New: func() domain.Aggregate { return domain.NewAccount(p.TenantID, accountID) },
-		Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) {
-			a = agg.(*domain.Account)
-			return do(a, id, strings.TrimSpace(in.Reason), at)
-		}}
+	cmd := accountCommand(p.TenantID, accountID, func(agg *domain.Account) ([]domain.NewEvent, error) {
+		a = agg
+		return do(a, id, strings.TrimSpace(in.Reason), at)
+	})
 	s.execute(w, r, []eventstore.Command{cmd}, func([]domain.Event) (result, error) {
 		pay, ok := a.Payment(id)
 		if !ok {
