@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -72,6 +73,18 @@ func TestCrossTenantEveryResourceRoute(t *testing.T) {
 		paymentsOfB = append(paymentsOfB, foreign{pay.ID, owner})
 		paid = pay.Position
 	}
+	// A statement of B's: a debtor of B on an account with an invoice.
+	stmtAcct := e.createAccount(t, bKey.Secret, map[string]any{"currency": "EUR", "debtor_ids": []string{debtorOfB.ID}},
+		fmt.Sprintf("min_position=%d", debtorOfB.Position))
+	stmtPosted := e.postEntries(t, bKey.Secret, map[string]any{"account_id": stmtAcct.ID, "reference": "INV-S", "kind": "invoice", "amount": "1.00", "due_date": "2026-01-01"})
+	stmtID := domain.StatementID(debtorOfB.ID, time.Now().UTC().Format("2006-01"), "EUR")
+	r := e.get(t, bKey.Secret, fmt.Sprintf("/v1/statements/%s?min_position=%d", stmtID, *stmtPosted.Position))
+	if r.Status == http.StatusNotFound { // the month turned between the post and now
+		stmtID = domain.StatementID(debtorOfB.ID, time.Now().UTC().AddDate(0, -1, 0).Format("2006-01"), "EUR")
+		r = e.get(t, bKey.Secret, "/v1/statements/"+stmtID)
+	}
+	require.Equal(t, http.StatusOK, r.Status, "B's statement: %s", r.Body)
+	statementsOfB := []foreign{{stmtID, bKey.Secret}}
 	table := map[route][]foreign{
 		{http.MethodGet, "/v1/accounts/{id}"}:             accountsOfB,
 		{http.MethodGet, "/v1/accounts/{id}/balance"}:     accountsOfB,
@@ -86,6 +99,34 @@ func TestCrossTenantEveryResourceRoute(t *testing.T) {
 		{http.MethodGet, "/v1/streams/{id}"}:              streamsOfB,
 		{http.MethodGet, "/v1/debtors/{id}"}:              debtorsOfB,
 		{http.MethodPatch, "/v1/debtors/{id}"}:            debtorsOfB,
+
+		// The account's attributes (the second parameter stays a literal:
+		// the account is what is missing).
+		{http.MethodPatch, "/v1/accounts/{id}"}:                        accountsOfB,
+		{http.MethodGet, "/v1/accounts/{id}/debtors"}:                  accountsOfB,
+		{http.MethodPost, "/v1/accounts/{id}/debtors"}:                 accountsOfB,
+		{http.MethodDelete, "/v1/accounts/{id}/debtors/{debtor_id}"}:   accountsOfB,
+		{http.MethodGet, "/v1/accounts/{id}/products"}:                 accountsOfB,
+		{http.MethodPost, "/v1/accounts/{id}/products"}:                accountsOfB,
+		{http.MethodPatch, "/v1/accounts/{id}/products/{reference}"}:   accountsOfB,
+		{http.MethodDelete, "/v1/accounts/{id}/products/{reference}"}:  accountsOfB,
+		{http.MethodGet, "/v1/accounts/{id}/scores"}:                   accountsOfB,
+		{http.MethodPost, "/v1/accounts/{id}/scores"}:                  accountsOfB,
+		{http.MethodPatch, "/v1/accounts/{id}/scores/{type}"}:          accountsOfB,
+		{http.MethodDelete, "/v1/accounts/{id}/scores/{type}"}:         accountsOfB,
+		{http.MethodGet, "/v1/accounts/{id}/mandates"}:                 accountsOfB,
+		{http.MethodPost, "/v1/accounts/{id}/mandates"}:                accountsOfB,
+		{http.MethodPatch, "/v1/accounts/{id}/mandates/{mandate_id}"}:  accountsOfB,
+		{http.MethodDelete, "/v1/accounts/{id}/mandates/{mandate_id}"}: accountsOfB,
+
+		// Ledger entries and payment lists; {ref} is INV-1, which B's accounts have.
+		{http.MethodGet, "/v1/accounts/{id}/payments"}:                    accountsOfB,
+		{http.MethodGet, "/v1/accounts/{id}/ledger-entries"}:              accountsOfB,
+		{http.MethodGet, "/v1/accounts/{id}/ledger-entries/{ref}"}:        accountsOfB,
+		{http.MethodPost, "/v1/accounts/{id}/ledger-entries/{ref}/amend"}: accountsOfB,
+
+		// Statements of B's debtor (a debtor of B's live account).
+		{http.MethodGet, "/v1/statements/{id}"}: statementsOfB,
 	}
 	for _, r := range e.routes(t) {
 		if strings.Contains(r.Pattern, "{id}") {
@@ -120,7 +161,7 @@ func TestCrossTenantEveryResourceRoute(t *testing.T) {
 	for rt, ids := range table {
 		for _, f := range ids {
 			t.Run(rt.Method+" "+rt.Pattern+" "+f.id, func(t *testing.T) {
-				e.requireSameAsMissing(t, aKey.Secret, rt.Method, rt.Pattern, f.id)
+				e.requireSameAsMissing(t, aKey.Secret, rt.Method, strings.ReplaceAll(rt.Pattern, "{ref}", "INV-1"), f.id)
 			})
 		}
 	}
@@ -130,6 +171,7 @@ func TestCrossTenantEveryResourceRoute(t *testing.T) {
 	}
 	require.Zero(t, e.count(t, `SELECT count(*) FROM events WHERE type = 'api_key.revoked'`))
 	require.Zero(t, e.count(t, `SELECT count(*) FROM events WHERE type = 'debtor.updated'`))
+	require.Zero(t, e.count(t, `SELECT count(*) FROM events WHERE type = 'account.updated'`))
 	require.Equal(t, 2, e.count(t, `SELECT count(*) FROM events WHERE type LIKE 'payment.%'`))
 }
 

@@ -22,9 +22,11 @@ type accountView struct {
 	ID          string          `json:"id"`
 	Reference   string          `json:"reference"`
 	Currency    string          `json:"currency"`
+	Status      string          `json:"status"` // from outstanding: see accountStatus
 	DebtorIDs   []string        `json:"debtor_ids"`
 	Products    json.RawMessage `json:"products"`
 	Scores      json.RawMessage `json:"scores"`
+	Mandates    json.RawMessage `json:"mandates"`
 	Meta        json.RawMessage `json:"meta"`
 	Invoiced    string          `json:"invoiced"`
 	Fees        string          `json:"fees"`
@@ -48,7 +50,7 @@ func jsonList[T any](v []T) json.RawMessage {
 	return compactJSON(b)
 }
 
-// viewAccount shows the command side's state of a (just opened).
+// viewAccount shows the command side's state of a, its balance as of at.
 func viewAccount(a *domain.Account, at time.Time) accountView {
 	b := a.Balance(domain.DateOf(at))
 	f := func(d decimal.Decimal) string { return domain.FormatAmount(d, a.Currency) }
@@ -56,11 +58,11 @@ func viewAccount(a *domain.Account, at time.Time) accountView {
 	if ids == nil {
 		ids = []string{}
 	}
-	return accountView{Object: "account", ID: a.ID, Reference: a.Reference, Currency: a.Currency, DebtorIDs: ids,
-		Products: jsonList(a.Products), Scores: jsonList(a.Scores), Meta: compactJSON(a.Meta),
+	return accountView{Object: "account", ID: a.ID, Reference: a.Reference, Currency: a.Currency, Status: accountStatus(b.Outstanding), DebtorIDs: ids,
+		Products: jsonList(a.Products), Scores: jsonList(a.Scores), Mandates: jsonList(a.Mandates), Meta: compactJSON(a.Meta),
 		Invoiced: f(b.Invoiced), Fees: f(b.Fees), Paid: f(b.Paid), Adjustments: f(b.Adjustments), Discounts: f(b.Discounts),
 		Chargebacks: f(b.Chargebacks), Refunded: f(b.Refunded), Credit: f(b.Credit), Outstanding: f(b.Outstanding),
-		OpenedAt: a.OpenedAt.UTC(), UpdatedAt: at.UTC(), Version: a.Version}
+		OpenedAt: a.OpenedAt.UTC(), UpdatedAt: a.UpdatedAt.UTC(), Version: a.Version}
 }
 
 type createAccountRequest struct {
@@ -69,6 +71,7 @@ type createAccountRequest struct {
 	DebtorIDs []string         `json:"debtor_ids"`
 	Products  []domain.Product `json:"products"`
 	Scores    []domain.Score   `json:"scores"`
+	Mandates  []domain.Mandate `json:"mandates"`
 	Meta      json.RawMessage  `json:"meta"`
 }
 
@@ -97,7 +100,7 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) {
 	cmd := accountCommand(p.TenantID, id, func(agg *domain.Account) ([]domain.NewEvent, error) {
 		a = agg
 		return a.Open(domain.OpenAccount{Reference: ref, Currency: strings.TrimSpace(in.Currency), DebtorIDs: in.DebtorIDs,
-			Products: in.Products, Scores: in.Scores, Meta: in.Meta, Sandbox: p.Sandbox()}, at)
+			Products: in.Products, Scores: in.Scores, Mandates: in.Mandates, Meta: in.Meta, Sandbox: p.Sandbox()}, at)
 	})
 	cmd.Reference, cmd.Sandbox = ref, p.Sandbox()
 	s.execute(w, r, []eventstore.Command{cmd}, func([]domain.Event) (result, error) {
@@ -150,14 +153,14 @@ func (s *Server) checkDebtors(r *http.Request, p domain.Principal, ids []string)
 	return nil
 }
 
-const accountColumns = `id, reference, currency, debtor_ids, products, scores, meta, invoiced::text, fees::text, paid::text,
+const accountColumns = `id, reference, currency, debtor_ids, products, scores, mandates, meta, invoiced::text, fees::text, paid::text,
 	adjustments::text, discounts::text, chargebacks::text, refunded::text, credit::text, outstanding::text, opened_at, updated_at, version`
 
 func scanAccount(row rowScanner) (accountView, error) {
 	v := accountView{Object: "account"}
-	var products, scores, meta []byte
+	var products, scores, mandates, meta []byte
 	sums := make([]string, 9)
-	if err := row.Scan(&v.ID, &v.Reference, &v.Currency, &v.DebtorIDs, &products, &scores, &meta,
+	if err := row.Scan(&v.ID, &v.Reference, &v.Currency, &v.DebtorIDs, &products, &scores, &mandates, &meta,
 		&sums[0], &sums[1], &sums[2], &sums[3], &sums[4], &sums[5], &sums[6], &sums[7], &sums[8], &v.OpenedAt, &v.UpdatedAt, &v.Version); err != nil {
 		return v, err
 	}
@@ -167,16 +170,18 @@ func scanAccount(row rowScanner) (accountView, error) {
 			return v, err
 		}
 		*dst = domain.FormatAmount(d, v.Currency)
+		if dst == &v.Outstanding {
+			v.Status = accountStatus(d)
+		}
 	}
 	if v.DebtorIDs == nil {
 		v.DebtorIDs = []string{}
 	}
-	v.Products, v.Scores, v.Meta = compactJSON(products), compactJSON(scores), compactJSON(meta)
-	if v.Products == nil {
-		v.Products = json.RawMessage("[]")
-	}
-	if v.Scores == nil {
-		v.Scores = json.RawMessage("[]")
+	v.Products, v.Scores, v.Mandates, v.Meta = compactJSON(products), compactJSON(scores), compactJSON(mandates), compactJSON(meta)
+	for _, l := range []*json.RawMessage{&v.Products, &v.Scores, &v.Mandates} {
+		if *l == nil {
+			*l = json.RawMessage("[]")
+		}
 	}
 	v.OpenedAt, v.UpdatedAt = v.OpenedAt.UTC(), v.UpdatedAt.UTC()
 	return v, nil
@@ -188,9 +193,13 @@ func (s *Server) getAccount(w http.ResponseWriter, r *http.Request) {
 }
 
 // listAccounts: GET /v1/accounts — the tenant's accounts of the caller's
-// mode by id, optionally only those with ?reference= or ?debtor_id=.
+// mode by id, filtered as parseAccountFilter reads.
 func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) {
 	pg, err := parsePage(r)
+	var f accountFilter
+	if err == nil {
+		f, err = parseAccountFilter(r.URL.Query())
+	}
 	if err == nil {
 		err = s.awaitPosition(r, "ledger")
 	}
@@ -199,8 +208,7 @@ func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := principal(r)
-	q := r.URL.Query()
-	views, err := s.accounts(r.Context(), p, pg, strings.TrimSpace(q.Get("reference")), strings.TrimSpace(q.Get("debtor_id")))
+	views, err := s.accounts(r.Context(), p, pg, f)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -208,13 +216,14 @@ func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, newList(views, pg.Limit, func(v accountView) string { return v.ID }))
 }
 
-func (s *Server) accounts(ctx context.Context, p domain.Principal, pg page, reference, debtorID string) ([]accountView, error) {
+func (s *Server) accounts(ctx context.Context, p domain.Principal, pg page, f accountFilter) ([]accountView, error) {
 	rows, err := s.store.Pool().Query(ctx, `SELECT `+accountColumns+`
-		FROM accounts
+		FROM accounts a
 		WHERE tenant_id = $1 AND sandbox = $2 AND id > $3
 		  AND ($4 = '' OR reference = $4)
 		  AND ($5 = '' OR $5 = ANY(debtor_ids))
-		ORDER BY id LIMIT $6`, p.TenantID, p.Sandbox(), pg.After, reference, debtorID, pg.Limit+1)
+		  AND `+accountFilterSQL+`
+		ORDER BY id LIMIT $6`, append([]any{p.TenantID, p.Sandbox(), pg.After, f.reference, f.debtorID, pg.Limit + 1}, f.args()...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -334,13 +334,45 @@ func TestEveryWriteRouteHonoursIdempotencyKey(t *testing.T) {
 	writes := map[string]write{
 		"/v1/api-keys":                 {target.ID, `{"name":"walk"}`},
 		"/v1/debtors":                  {dbt.ID, `{"first_name":"Walk","last_name":"Er"}`},
-		"/v1/accounts":                 {"", `{"currency":"EUR"}`},
+		"/v1/accounts":                 {acct.ID, `{"currency":"EUR","meta":{"walk":true}}`}, // POST creates, PATCH changes meta
 		"/v1/accounts/{id}/payments":   {acct.ID, `{"amount":"1.00"}`},
 		"/v1/ledger-entries/batch":     {"", fmt.Sprintf(`{"entries":[{"account_id":%q,"reference":"WALK","kind":"fee","amount":"1.00"}]}`, acct.ID)},
 		"/v1/payments/{id}/complete":   {pay["complete"].ID, `{}`},
 		"/v1/payments/{id}/fail":       {pay["fail"].ID, `{"reason":"walk"}`},
 		"/v1/payments/{id}/refund":     {pay["refund"].ID, `{"reason":"walk"}`},
 		"/v1/payments/{id}/chargeback": {pay["chargeback"].ID, ``},
+
+		// {ref} is INV-1.
+		"/v1/accounts/{id}/ledger-entries/{ref}/amend": {acct.ID, `{"amount":"999.00","reason":"walk"}`},
+	}
+	// The account attributes: each route with a second parameter names its
+	// own item, so the order of the walk does not matter.
+	dbt2 := e.createDebtor(t, k.Secret, map[string]any{"first_name": "Walk", "last_name": "Second"})
+	attrs := e.createAccount(t, k.Secret, map[string]any{"currency": "EUR", "debtor_ids": []string{dbt.ID},
+		"products": []map[string]any{{"reference": "P-PATCH"}, {"reference": "P-DEL"}},
+		"scores":   []map[string]any{{"type": "S-PATCH", "value": "1"}, {"type": "S-DEL", "value": "1"}},
+		"mandates": []map[string]any{{"id": "M-PATCH"}, {"id": "M-DEL"}}})
+	for pattern, w := range map[string]write{
+		"/v1/accounts/{id}/debtors":               {attrs.ID, fmt.Sprintf(`{"debtor_id":%q}`, dbt2.ID)},
+		"/v1/accounts/{id}/debtors/{debtor_id}":   {attrs.ID, ``},
+		"/v1/accounts/{id}/products":              {attrs.ID, `{"reference":"P-NEW"}`},
+		"/v1/accounts/{id}/products/{reference}":  {attrs.ID, `{"name":"walk"}`},
+		"/v1/accounts/{id}/scores":                {attrs.ID, `{"type":"S-NEW","value":"2"}`},
+		"/v1/accounts/{id}/scores/{type}":         {attrs.ID, `{"value":"3"}`},
+		"/v1/accounts/{id}/mandates":              {attrs.ID, `{"id":"M-NEW"}`},
+		"/v1/accounts/{id}/mandates/{mandate_id}": {attrs.ID, `{"type":"walk"}`},
+	} {
+		writes[pattern] = w
+	}
+	attrPath := "/v1/accounts/" + attrs.ID
+	exactPaths := map[route]string{
+		{http.MethodDelete, "/v1/accounts/{id}/debtors/{debtor_id}"}:   attrPath + "/debtors/" + dbt.ID,
+		{http.MethodPatch, "/v1/accounts/{id}/products/{reference}"}:   attrPath + "/products/P-PATCH",
+		{http.MethodDelete, "/v1/accounts/{id}/products/{reference}"}:  attrPath + "/products/P-DEL",
+		{http.MethodPatch, "/v1/accounts/{id}/scores/{type}"}:          attrPath + "/scores/S-PATCH",
+		{http.MethodDelete, "/v1/accounts/{id}/scores/{type}"}:         attrPath + "/scores/S-DEL",
+		{http.MethodPatch, "/v1/accounts/{id}/mandates/{mandate_id}"}:  attrPath + "/mandates/M-PATCH",
+		{http.MethodDelete, "/v1/accounts/{id}/mandates/{mandate_id}"}: attrPath + "/mandates/M-DEL",
 	}
 	n := 0
 	for _, rt := range e.routes(t) {
@@ -350,9 +382,12 @@ func TestEveryWriteRouteHonoursIdempotencyKey(t *testing.T) {
 		n++
 		wr, ok := writes[strings.TrimSuffix(rt.Pattern, "/{id}")]
 		require.True(t, ok, "%s %s: add its resource to the table", rt.Method, rt.Pattern)
-		r := req{Method: rt.Method, Path: strings.ReplaceAll(rt.Pattern, "{id}", wr.id), Auth: k.Secret,
+		r := req{Method: rt.Method, Path: strings.ReplaceAll(strings.ReplaceAll(rt.Pattern, "{id}", wr.id), "{ref}", "INV-1"), Auth: k.Secret,
 			Body: wr.body, Header: []string{"Idempotency-Key", "walk " + rt.Method + " " + rt.Pattern}}
 		r.Header[1] = strings.ReplaceAll(r.Header[1], " ", "_")
+		if path, ok := exactPaths[rt]; ok {
+			r.Path = path
+		}
 		first := e.send(t, r)
 		require.Less(t, first.Status, 300, "%s %s: %s", rt.Method, rt.Pattern, first.Body)
 		require.Empty(t, first.Header.Get("Idempotent-Replayed"))

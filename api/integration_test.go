@@ -186,6 +186,9 @@ func (e *env) key(t *testing.T, tenantID string, nk eventstore.NewKey) apiKey {
 
 // freshID returns a well-formed id, of the same kind as like, that nothing has.
 func (e *env) freshID(like string) string {
+	if debtor, month, currency, ok := domain.ParseStatementID(like); ok { // a derived id: of a fresh debtor
+		return domain.StatementID(e.freshID(debtor), month, currency)
+	}
 	prefix, _, _ := strings.Cut(like, "_")
 	return e.ids.New(prefix, time.Now())
 }

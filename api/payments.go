@@ -3,6 +3,8 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -242,4 +244,115 @@ func (s *Server) transitionPayment(w http.ResponseWriter, r *http.Request, withR
 		}
 		return result{Status: http.StatusOK, Body: viewPayment(a, pay)}, nil
 	})
+}
+
+// paymentStatuses lists every payment status, for ?status=.
+var paymentStatuses = []domain.PaymentStatus{domain.PaymentPending, domain.PaymentProcessing, domain.PaymentCompleted,
+	domain.PaymentFailed, domain.PaymentRefunded, domain.PaymentChargedBack}
+
+// paymentFilter is what the payment lists select ("": any).
+type paymentFilter struct {
+	accountID, debtorID, status, method, provider, reference string
+	recorded                                                 dateRange
+}
+
+// parsePaymentFilter reads ?status=, ?method=, ?provider=, ?reference=,
+// ?from= and ?to= (recorded, UTC dates, inclusive).
+func parsePaymentFilter(q url.Values) (paymentFilter, error) {
+	f := paymentFilter{status: strings.TrimSpace(q.Get("status")), method: strings.TrimSpace(q.Get("method")),
+		provider: strings.TrimSpace(q.Get("provider")), reference: strings.TrimSpace(q.Get("reference"))}
+	var fe []domain.FieldError
+	if f.status != "" && !slices.Contains(paymentStatuses, domain.PaymentStatus(f.status)) {
+		fe = append(fe, domain.FieldError{Field: "query:status", Error: "must be one of pending, processing, completed, failed, refunded, charged_back"})
+	}
+	dr, dfe := parseDateRange(q)
+	f.recorded = dr
+	if fe = append(fe, dfe...); len(fe) > 0 {
+		return f, domain.Invalid("invalid query", fe...)
+	}
+	return f, nil
+}
+
+// listPayments: GET /v1/payments — the tenant's payments of the caller's
+// mode by id (oldest first), from the ledger projection, filtered by
+// ?account_id=, ?debtor_id= (payments of that debtor's accounts) and the
+// filters of parsePaymentFilter.
+func (s *Server) listPayments(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	pg, err := parsePage(r)
+	var f paymentFilter
+	if err == nil {
+		f, err = parsePaymentFilter(q)
+	}
+	if err == nil {
+		err = s.awaitPosition(r, "ledger")
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	f.accountID, f.debtorID = strings.TrimSpace(q.Get("account_id")), strings.TrimSpace(q.Get("debtor_id"))
+	s.writePayments(w, r, pg, f)
+}
+
+// listAccountPayments: GET /v1/accounts/{id}/payments — the account's
+// payments by id (oldest first), from the ledger projection, filtered as
+// parsePaymentFilter reads.
+func (s *Server) listAccountPayments(w http.ResponseWriter, r *http.Request) {
+	pg, err := parsePage(r)
+	var f paymentFilter
+	if err == nil {
+		f, err = parsePaymentFilter(r.URL.Query())
+	}
+	if err == nil {
+		err = s.awaitPosition(r, "ledger")
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	f.accountID = chi.URLParam(r, "id")
+	if err := s.readAccount(r.Context(), principal(r), f.accountID); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.writePayments(w, r, pg, f)
+}
+
+// writePayments answers the page of the caller's payments f selects.
+func (s *Server) writePayments(w http.ResponseWriter, r *http.Request, pg page, f paymentFilter) {
+	p := principal(r)
+	rows, err := s.store.Pool().Query(r.Context(), `SELECT `+paymentColumns+`
+		FROM payments p
+		WHERE tenant_id = $1 AND sandbox = $2 AND id > $3
+		  AND ($4 = '' OR account_id = $4)
+		  AND ($5 = '' OR status = $5)
+		  AND ($6 = '' OR method = $6)
+		  AND ($7 = '' OR provider = $7)
+		  AND ($8 = '' OR reference = $8)
+		  AND ($9::timestamptz IS NULL OR recorded_at >= $9)
+		  AND ($10::timestamptz IS NULL OR recorded_at < $10)
+		  AND ($11 = '' OR EXISTS (SELECT 1 FROM accounts a
+				WHERE a.tenant_id = p.tenant_id AND a.id = p.account_id AND $11 = ANY(a.debtor_ids)))
+		ORDER BY id LIMIT $12`, p.TenantID, p.Sandbox(), pg.After, f.accountID, f.status, f.method, f.provider, f.reference,
+		f.recorded.from, f.recorded.until, f.debtorID, pg.Limit+1)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	defer rows.Close()
+	var out []paymentView
+	for rows.Next() {
+		v, err := scanPayment(rows)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, newList(out, pg.Limit, func(v paymentView) string { return v.ID }))
 }

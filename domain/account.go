@@ -138,6 +138,7 @@ type Account struct {
 	Opened                            bool
 	Sandbox                           bool
 	OpenedAt                          time.Time
+	UpdatedAt                         time.Time // of the last event
 	DebtorIDs                         []string
 	Products                          []Product
 	Scores                            []Score

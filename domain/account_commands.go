@@ -50,21 +50,25 @@ func (a *Account) Open(in OpenAccount, at time.Time) ([]NewEvent, error) {
 
 func validateAttributes(products []Product, scores []Score, mandates []Mandate, meta json.RawMessage) []FieldError {
 	var fe []FieldError
-	fe = append(fe, requireUnique("products", "reference", products, func(p Product) string { return p.Reference })...)
-	fe = append(fe, requireUnique("scores", "type", scores, func(s Score) string { return s.Type })...)
-	fe = append(fe, requireUnique("mandates", "id", mandates, func(m Mandate) string { return m.ID })...)
+	fe = append(fe, ProductList.validate(products)...)
+	fe = append(fe, ScoreList.validate(scores)...)
+	fe = append(fe, MandateList.validate(mandates)...)
 	if len(meta) > 0 && (meta[0] != '{' || !json.Valid(meta)) {
 		fe = append(fe, FieldError{Field: "meta", Error: "must be a JSON object"})
 	}
 	return fe
 }
 
-// requireUnique checks that every item of list has a non-empty, distinct key.
+// requireUnique checks that every item of list has a non-empty, distinct key
+// (field "": the item itself is the key).
 func requireUnique[T any](list, field string, items []T, key func(T) string) []FieldError {
 	var fe []FieldError
 	seen := map[string]bool{}
 	for i, it := range items {
-		k, f := key(it), fmt.Sprintf("%s[%d].%s", list, i, field)
+		k, f := key(it), fmt.Sprintf("%s[%d]", list, i)
+		if field != "" {
+			f += "." + field
+		}
 		switch {
 		case k == "":
 			fe = append(fe, FieldError{Field: f, Error: "is required"})
@@ -76,7 +80,9 @@ func requireUnique[T any](list, field string, items []T, key func(T) string) []F
 	return fe
 }
 
-// Update replaces the attributes set in u (nil fields unchanged).
+// Update replaces the attributes set in u (nil fields unchanged; meta is
+// replaced whole, like a debtor's). The event carries only the attributes
+// that change; a change to nothing records nothing.
 func (a *Account) Update(u AccountUpdated, at time.Time) ([]NewEvent, error) {
 	if err := a.mustBeOpen(); err != nil {
 		return nil, err
@@ -93,12 +99,42 @@ func (a *Account) Update(u AccountUpdated, at time.Time) ([]NewEvent, error) {
 	if u.Mandates != nil {
 		mandates = *u.Mandates
 	}
-	if fe := validateAttributes(products, scores, mandates, u.Meta); len(fe) > 0 {
+	fe := validateAttributes(products, scores, mandates, u.Meta)
+	if u.DebtorIDs != nil {
+		fe = append(fe, requireUnique("debtor_ids", "", *u.DebtorIDs, func(id string) string { return id })...)
+	}
+	if len(fe) > 0 {
 		return nil, Invalid("invalid account update", fe...)
 	}
-	u.At = at
+	ev := AccountUpdated{At: at}
+	if u.Meta != nil && !jsonEqual(u.Meta, a.Meta) {
+		ev.Meta = u.Meta
+	}
+	// An empty list is recorded as [], never null (which would read as
+	// "unchanged").
+	if u.DebtorIDs != nil && !slices.Equal(*u.DebtorIDs, a.DebtorIDs) {
+		ev.DebtorIDs = nonNilList(*u.DebtorIDs)
+	}
+	if u.Products != nil && !slices.EqualFunc(products, a.Products, Product.same) {
+		ev.Products = nonNilList(products)
+	}
+	if u.Scores != nil && !slices.EqualFunc(scores, a.Scores, Score.same) {
+		ev.Scores = nonNilList(scores)
+	}
+	if u.Mandates != nil && !slices.EqualFunc(mandates, a.Mandates, Mandate.same) {
+		ev.Mandates = nonNilList(mandates)
+	}
+	if ev.Meta == nil && ev.DebtorIDs == nil && ev.Products == nil && ev.Scores == nil && ev.Mandates == nil {
+		return nil, nil
+	}
 	var out []NewEvent
-	return out, a.record(&out, EventAccountUpdated, u)
+	return out, a.record(&out, EventAccountUpdated, ev)
+}
+
+// nonNilList is a pointer to a copy of list, [] for none.
+func nonNilList[T any](list []T) *[]T {
+	c := append(make([]T, 0, len(list)), list...)
+	return &c
 }
 
 func (a *Account) mustBeOpen() error {

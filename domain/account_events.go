@@ -130,6 +130,7 @@ func (a *Account) Apply(typ string, data json.RawMessage) error {
 		if err := json.Unmarshal(data, &e); err != nil {
 			return fail(err)
 		}
+		a.UpdatedAt = e.At
 		a.Opened, a.Reference, a.Currency, a.DebtorIDs, a.Sandbox, a.OpenedAt = true, e.Reference, e.Currency, e.DebtorIDs, e.Sandbox, e.At
 		a.Products, a.Scores, a.Mandates, a.Meta = e.Products, e.Scores, e.Mandates, e.Meta
 	case EventAccountUpdated:
@@ -137,6 +138,7 @@ func (a *Account) Apply(typ string, data json.RawMessage) error {
 		if err := json.Unmarshal(data, &e); err != nil {
 			return fail(err)
 		}
+		a.UpdatedAt = e.At
 		if e.Meta != nil {
 			a.Meta = e.Meta
 		}
@@ -157,6 +159,7 @@ func (a *Account) Apply(typ string, data json.RawMessage) error {
 		if err := json.Unmarshal(data, &e); err != nil {
 			return fail(err)
 		}
+		a.UpdatedAt = e.At
 		en := &Entry{EntryInput: e.Entry, Original: e.Entry, Seq: len(a.Entries) + 1, PostedAt: e.At, Paid: decimal.Zero, ChargedBack: decimal.Zero}
 		if en.Kind == KindFee && en.DueDate == "" || en.Kind == KindAdjustment && en.DueDate == "" {
 			en.DueDate = DateOf(e.At)
@@ -194,6 +197,7 @@ func (a *Account) Apply(typ string, data json.RawMessage) error {
 		if err := json.Unmarshal(data, &e); err != nil {
 			return fail(err)
 		}
+		a.UpdatedAt = e.At
 		en, ok := a.byRef[e.Reference]
 		if !ok {
 			return fail(fmt.Errorf("no entry %s", e.Reference))
@@ -211,6 +215,7 @@ func (a *Account) Apply(typ string, data json.RawMessage) error {
 		if err := json.Unmarshal(data, &e); err != nil {
 			return fail(err)
 		}
+		a.UpdatedAt = e.At
 		p := &Payment{PaymentInput: e.Payment, ID: e.ID, Status: e.Payment.Status, RecordedAt: e.At}
 		if p.Status == PaymentCompleted {
 			p.Status = PaymentPending // PaymentCompleted follows and completes it
@@ -225,6 +230,7 @@ func (a *Account) Apply(typ string, data json.RawMessage) error {
 		if err := json.Unmarshal(data, &e); err != nil {
 			return fail(err)
 		}
+		a.UpdatedAt = e.At
 		p, ok := a.byPay[e.PaymentID]
 		if !ok {
 			return fail(fmt.Errorf("no payment %s", e.PaymentID))
@@ -239,6 +245,7 @@ func (a *Account) Apply(typ string, data json.RawMessage) error {
 		if err := json.Unmarshal(data, &e); err != nil {
 			return fail(err)
 		}
+		a.UpdatedAt = e.At
 		p, ok := a.byPay[e.PaymentID]
 		if !ok {
 			return fail(fmt.Errorf("no payment %s", e.PaymentID))
@@ -253,6 +260,7 @@ func (a *Account) Apply(typ string, data json.RawMessage) error {
 		if err := json.Unmarshal(data, &e); err != nil {
 			return fail(err)
 		}
+		a.UpdatedAt = e.At
 		p, ok := a.byPay[e.PaymentID]
 		if !ok {
 			return fail(fmt.Errorf("no payment %s", e.PaymentID))

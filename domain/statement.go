@@ -2,6 +2,7 @@ package domain
 
 import (
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -23,6 +24,7 @@ type StatementLine struct {
 	Reference string          `json:"reference"` // entry reference, or payment id
 	Kind      string          `json:"kind"`      // entry kind, or "payment", "refund", "chargeback"
 	Date      Date            `json:"date"`
+	At        time.Time       `json:"at"`
 	Amount    decimal.Decimal `json:"amount"` // + owed, − credited
 	DueDate   Date            `json:"due_date,omitempty"`
 	Remaining decimal.Decimal `json:"remaining"` // charges: still owed today
@@ -62,7 +64,7 @@ func Statements(debtorID string, accounts []*Account) []Statement {
 	}
 	line := func(a *Account, at time.Time, ref, kind string, amount decimal.Decimal, due Date, remaining decimal.Decimal) {
 		s := get(DateOf(at), a.Currency)
-		s.Lines = append(s.Lines, StatementLine{AccountID: a.ID, Reference: ref, Kind: kind, Date: DateOf(at), Amount: amount, DueDate: due, Remaining: remaining})
+		s.Lines = append(s.Lines, StatementLine{AccountID: a.ID, Reference: ref, Kind: kind, Date: DateOf(at), At: at, Amount: amount, DueDate: due, Remaining: remaining})
 		if amount.IsPositive() {
 			s.Charges = s.Charges.Add(amount)
 		} else {
@@ -123,4 +125,35 @@ func Statements(debtorID string, accounts []*Account) []Statement {
 		}
 	}
 	return out
+}
+
+// PrefixStatement starts a statement id.
+const PrefixStatement = "stm"
+
+// StatementID is the id of debtorID's statement for month (YYYY-MM) in
+// currency: "stm_<debtor ULID>-<YYYY-MM>-<currency>". It is derived, not
+// generated, so a rebuilt read model has the same ids.
+func StatementID(debtorID, month, currency string) string {
+	return PrefixStatement + "_" + strings.TrimPrefix(debtorID, PrefixDebtor+"_") + "-" + month + "-" + currency
+}
+
+// ParseStatementID splits a statement id into debtor id, month and
+// currency; ok is false if id is not one StatementID makes.
+func ParseStatementID(id string) (debtorID, month, currency string, ok bool) {
+	rest, found := strings.CutPrefix(id, PrefixStatement+"_")
+	if !found {
+		return "", "", "", false
+	}
+	parts := strings.Split(rest, "-")
+	if len(parts) != 4 {
+		return "", "", "", false
+	}
+	debtorID, month, currency = PrefixDebtor+"_"+parts[0], parts[1]+"-"+parts[2], parts[3]
+	if !HasPrefix(debtorID, PrefixDebtor) || len(parts[1]) != 4 || len(parts[2]) != 2 || ValidateCurrency("currency", currency) != nil {
+		return "", "", "", false
+	}
+	if _, err := time.Parse("2006-01", month); err != nil {
+		return "", "", "", false
+	}
+	return debtorID, month, currency, true
 }

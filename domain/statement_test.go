@@ -49,3 +49,22 @@ func TestStatementsByMonthOldestFirst(t *testing.T) {
 	}
 	assert.Equal(t, a.Outstanding().String(), st[2].Closing.String(), "the last closing balance is what is owed")
 }
+
+func TestStatementID(t *testing.T) {
+	debtor := "dbt_01JD7Q5V6Z8K3M2N4P5R6S7T8V"
+	id := domain.StatementID(debtor, "2026-11", "EUR")
+	if id != "stm_01JD7Q5V6Z8K3M2N4P5R6S7T8V-2026-11-EUR" {
+		t.Fatalf("StatementID = %s", id)
+	}
+	d, m, c, ok := domain.ParseStatementID(id)
+	if !ok || d != debtor || m != "2026-11" || c != "EUR" {
+		t.Fatalf("ParseStatementID(%s) = %s %s %s %v", id, d, m, c, ok)
+	}
+	for _, bad := range []string{"", "stm_", "stm_nonsense", "dbt_01JD7Q5V6Z8K3M2N4P5R6S7T8V-2026-11-EUR",
+		"stm_01JD7Q5V6Z8K3M2N4P5R6S7T8V-2026-13-EUR", "stm_01JD7Q5V6Z8K3M2N4P5R6S7T8V-2026-11-XXX",
+		"stm_01JD7Q5V6Z8K3M2N4P5R6S7T8V-2026-1-EUR", "stm_01JD7Q5V6Z8K3M2N4P5R6S7T8V-2026-11-EUR-1"} {
+		if _, _, _, ok := domain.ParseStatementID(bad); ok {
+			t.Errorf("ParseStatementID(%q) accepted", bad)
+		}
+	}
+}

@@ -12,8 +12,10 @@ import (
 	"github.com/arrears/arrears/domain"
 )
 
-// Ledger projects accounts with their money sums, their ledger entries and
-// their payments (tables accounts, ledger_entries, payments). It mirrors
+// Ledger projects accounts with their money sums, their ledger entries,
+// their payments, the transactions they made (every money-moving event) and
+// their debtors' monthly statements (tables accounts, ledger_entries,
+// payments, transactions, statements). It mirrors
 // (*domain.Account).Apply event by event and folds only what the events
 // record (allocations, reversals, credit applied, credit left over): it never
 // decides an allocation itself, so it cannot disagree with the command side.
@@ -34,6 +36,8 @@ func (Ledger) Tables() []Table {
 		{Name: "accounts", Key: []string{"tenant_id", "id"}},
 		{Name: "ledger_entries", Key: []string{"tenant_id", "account_id", "reference"}},
 		{Name: "payments", Key: []string{"tenant_id", "id"}},
+		{Name: "transactions", Key: []string{"tenant_id", "id"}},
+		{Name: "statements", Key: []string{"tenant_id", "id"}},
 	}
 }
 
@@ -67,6 +71,9 @@ type accountRow struct {
 	chargebacks, refunded, cred decimal.Decimal
 	dirty                       bool
 }
+
+// debtorKey names a debtor of a tenant.
+type debtorKey struct{ tenant, id string }
 
 // addEntry adds an entry's amount to the sums as Balance sums entries.
 func (a *accountRow) addEntry(kind domain.EntryKind, amount decimal.Decimal) {
@@ -108,6 +115,7 @@ type entryRow struct {
 	key                            entryKey
 	kind                           domain.EntryKind
 	amount, paid, chargedBack      decimal.Decimal
+	amount0, paid0                 decimal.Decimal // as loaded (existing entries), for the statements' deltas
 	settledAt                      *time.Time
 	amendmentCount                 int
 	isNew, dirty                   bool
@@ -141,6 +149,7 @@ type paymentRow struct {
 	allocations, creditAllocations string
 	completedAt, failedAt          *time.Time
 	reversedAt                     *time.Time
+	completedAt0, reversedAt0      *time.Time // as loaded, for the statements' deltas
 	failureReason, reversalReason  string
 	isNew, dirty                   bool
 	in                             domain.PaymentInput
@@ -165,6 +174,20 @@ type fold struct {
 		entries  []*entryRow
 		payments []*paymentRow
 	}
+	transactions []transactionRow
+	// restate: debtors whose set of accounts changed in this batch; their
+	// statements are recomputed from the tables instead of by deltas.
+	restate map[debtorKey]bool
+}
+
+// transactionRow is a transactions row: one money-moving event.
+type transactionRow struct {
+	tenant, id, account, kind string
+	amount                    decimal.Decimal // + raises what is owed, - lowers it
+	currency                  string
+	entryRef, paymentID       string
+	at                        time.Time
+	sandbox                   bool
 }
 
 // Apply implements Projection. Events of accounts that were never opened
@@ -176,7 +199,7 @@ func (Ledger) Apply(ctx context.Context, tx pgx.Tx, events []domain.Event) error
 	if err != nil || len(evs) == 0 {
 		return err
 	}
-	f := &fold{accounts: map[streamKey]*accountRow{}, entries: map[entryKey]*entryRow{}, payments: map[paymentKey]*paymentRow{}}
+	f := &fold{accounts: map[streamKey]*accountRow{}, entries: map[entryKey]*entryRow{}, payments: map[paymentKey]*paymentRow{}, restate: map[debtorKey]bool{}}
 	if err := f.load(ctx, tx, evs); err != nil {
 		return err
 	}
@@ -302,7 +325,7 @@ func (f *fold) load(ctx context.Context, tx pgx.Tx, evs []decoded) error {
 	})
 	if len(er) > 0 {
 		b.Queue(`
-			SELECT l.tenant_id, l.account_id, l.reference, kind, amount::text, paid::text, charged_back::text, settled_at, amendment_count
+			SELECT l.tenant_id, l.account_id, l.reference, kind, amount::text, paid::text, charged_back::text, settled_at, amendment_count, posted_at
 			FROM ledger_entries l
 			JOIN unnest($1::text[], $2::text[], $3::text[]) AS k (tenant_id, account_id, reference)
 				ON l.tenant_id = k.tenant_id AND l.account_id = k.account_id AND l.reference = k.reference`,
@@ -310,7 +333,7 @@ func (f *fold) load(ctx context.Context, tx pgx.Tx, evs []decoded) error {
 			for rows.Next() {
 				r := &entryRow{}
 				var kind, amount, paid, cb string
-				if err := rows.Scan(&r.key.tenant, &r.key.account, &r.key.ref, &kind, &amount, &paid, &cb, &r.settledAt, &r.amendmentCount); err != nil {
+				if err := rows.Scan(&r.key.tenant, &r.key.account, &r.key.ref, &kind, &amount, &paid, &cb, &r.settledAt, &r.amendmentCount, &r.postedAt); err != nil {
 					return err
 				}
 				r.kind = domain.EntryKind(kind)
@@ -323,6 +346,7 @@ func (f *fold) load(ctx context.Context, tx pgx.Tx, evs []decoded) error {
 						return err
 					}
 				}
+				r.amount0, r.paid0 = r.amount, r.paid
 				f.entries[r.key] = r
 			}
 			return rows.Err()
@@ -349,6 +373,7 @@ func (f *fold) load(ctx context.Context, tx pgx.Tx, evs []decoded) error {
 				if r.toCredit, err = decimal.NewFromString(toCredit); err != nil {
 					return err
 				}
+				r.completedAt0, r.reversedAt0 = r.completedAt, r.reversedAt
 				f.payments[r.key] = r
 			}
 			return rows.Err()
@@ -412,6 +437,7 @@ func (f *fold) apply(d decoded) error {
 			a.meta = rawOrNull(v.Meta)
 		}
 		if v.DebtorIDs != nil {
+			f.restateChanged(a, nonNil(*v.DebtorIDs))
 			a.debtorIDs = nonNil(*v.DebtorIDs)
 		}
 		for _, r := range []struct {
@@ -432,6 +458,9 @@ func (f *fold) apply(d decoded) error {
 		}
 
 	case *domain.EntryPosted:
+		if v.Entry.Kind != domain.KindReporting {
+			f.transaction(d.e, a, string(v.Entry.Kind), entryContribution(v.Entry.Kind, v.Entry.Amount, decimal.Zero).net(), v.Entry.Reference, "", v.At)
+		}
 		return f.post(a, v)
 
 	case *domain.EntryAmended:
@@ -442,6 +471,7 @@ func (f *fold) apply(d decoded) error {
 		}
 		f.touchEntry(en)
 		a.addEntry(en.kind, v.Amount.Sub(en.amount))
+		f.transaction(d.e, a, "amendment", v.Amount.Sub(en.amount), v.Reference, "", v.At)
 		en.amount = v.Amount
 		en.amendmentCount++
 		a.cred = a.cred.Sub(v.CreditApplied)
@@ -491,6 +521,7 @@ func (f *fold) apply(d decoded) error {
 		}
 		f.move(a, p, domain.PaymentCompleted)
 		p.allocations, p.completedAt, p.toCredit = allocs, ptr(v.At), v.ToCredit
+		f.transaction(d.e, a, string(domain.KindPayment), p.amount.Neg(), "", p.key.id, v.At)
 		a.cred = a.cred.Add(v.ToCredit)
 		return f.allocate(a, v.Allocations, v.At)
 
@@ -504,11 +535,12 @@ func (f *fold) apply(d decoded) error {
 		if err != nil {
 			return err
 		}
-		status := domain.PaymentRefunded
+		status, kind := domain.PaymentRefunded, "refund"
 		if e.Type == domain.EventPaymentCharged {
-			status = domain.PaymentChargedBack
+			status, kind = domain.PaymentChargedBack, string(domain.KindChargeback)
 		}
 		f.move(a, p, status)
+		f.transaction(d.e, a, kind, p.amount, "", p.key.id, v.At)
 		p.reversedAt, p.reversalReason, p.creditAllocations = ptr(v.At), v.Reason, credit
 		a.cred = a.cred.Sub(p.toCredit)
 		if err := f.unallocate(a, v.Reversals); err != nil {
@@ -633,7 +665,7 @@ func (f *fold) write(ctx context.Context, tx pgx.Tx) error {
 	queue := func(want int, sql string, args ...any) {
 		b.Queue(sql, args...)
 		checks = append(checks, func(n int64) error {
-			if n != int64(want) {
+			if want >= 0 && n != int64(want) { // want < 0: any number of rows
 				return fmt.Errorf("%d rows written, want %d", n, want)
 			}
 			return nil
@@ -784,6 +816,11 @@ func (f *fold) write(ctx context.Context, tx pgx.Tx) error {
 			pupd.tenant, pupd.id, pupd.status, pupd.allocs, pupd.credit, pupd.toCredit, pupd.completed, pupd.failed,
 			pupd.failure, pupd.reversed, pupd.reversal)
 	}
+
+	if err := f.queueTransactions(queue); err != nil {
+		return err
+	}
+	f.queueStatements(queue)
 
 	if b.Len() == 0 {
 		return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -314,6 +315,7 @@ func requireAccountMatches(t *testing.T, q querier, store *eventstore.Store, ten
 		rawJSON(t, p.Meta, r.Meta, msg+" meta")
 		assert.Equal(t, a.Sandbox, r.Sandbox, msg)
 	}
+	requireTransactionsMatch(t, q, store, a)
 	return a
 }
 
@@ -412,16 +414,28 @@ func TestLedgerMatchesAggregates(t *testing.T) {
 		t.Logf("events: %v", hist)
 
 		var accounts, debtors int
+		folded := map[string][]*domain.Account{} // by tenant
+		var debtorStreams []streamRef
 		for _, s := range streams(t, pool) {
 			switch s.typ {
 			case domain.StreamTypeAccount:
-				requireAccountMatches(t, pool, store, s.tenant, s.id)
+				folded[s.tenant] = append(folded[s.tenant], requireAccountMatches(t, pool, store, s.tenant, s.id))
 				accounts++
 			case domain.StreamTypeDebtor:
 				requireDebtorMatches(t, pool, store, s.tenant, s.id)
+				debtorStreams = append(debtorStreams, s)
 				debtors++
 			}
 		}
+		statements := 0
+		for _, d := range debtorStreams {
+			statements += requireStatementsMatch(t, pool, d.tenant, d.id, folded[d.tenant])
+		}
+		var rowsS int
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM statements`).Scan(&rowsS))
+		assert.Equal(t, statements, rowsS, "statements rows of no debtor")
+		assert.Positive(t, statements)
+		t.Logf("%d statements match domain.Statements", statements)
 		var rowsA, rowsD int
 		require.NoError(t, pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM accounts), (SELECT count(*) FROM debtors)`).Scan(&rowsA, &rowsD))
 		assert.LessOrEqual(t, rowsA, accounts)
@@ -999,4 +1013,99 @@ func BenchmarkLedgerRebuild(b *testing.B) {
 			b.ReportMetric(float64(events)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 		})
 	}
+}
+
+// requireTransactionsMatch checks account a's transactions: one per
+// money-moving event (entries but reporting, amendments, completed and
+// reversed payments), each with the event's time, summing to what the
+// account owes.
+func requireTransactionsMatch(t *testing.T, q querier, store *eventstore.Store, a *domain.Account) {
+	t.Helper()
+	ctx := context.Background()
+	evs, err := store.ReadStream(ctx, a.TenantID, a.ID, 0)
+	require.NoError(t, err)
+	want := map[string]string{} // event id -> kind
+	for _, e := range evs {
+		switch e.Type {
+		case domain.EventEntryPosted:
+			var v domain.EntryPosted
+			require.NoError(t, json.Unmarshal(e.Data, &v))
+			if v.Entry.Kind != domain.KindReporting {
+				want[e.ID] = string(v.Entry.Kind)
+			}
+		case domain.EventEntryAmended:
+			want[e.ID] = "amendment"
+		case domain.EventPaymentCompleted:
+			want[e.ID] = "payment"
+		case domain.EventPaymentRefunded:
+			want[e.ID] = "refund"
+		case domain.EventPaymentCharged:
+			want[e.ID] = "chargeback"
+		}
+	}
+	rows, err := q.Query(ctx, `SELECT id, kind, amount::text, currency, sandbox FROM transactions WHERE tenant_id = $1 AND account_id = $2`, a.TenantID, a.ID)
+	require.NoError(t, err)
+	got := map[string]string{}
+	sum := decimal.Zero
+	var id, kind, amount, currency string
+	var sandbox bool
+	_, err = pgx.ForEachRow(rows, []any{&id, &kind, &amount, &currency, &sandbox}, func() error {
+		got[id] = kind
+		d, err := decimal.NewFromString(amount)
+		sum = sum.Add(d)
+		assert.Equal(t, a.Currency, currency)
+		assert.Equal(t, a.Sandbox, sandbox)
+		return err
+	})
+	require.NoError(t, err)
+	assert.Equal(t, want, got, "account %s transactions", a.ID)
+	assert.True(t, a.Outstanding().Equal(sum), "account %s: transactions sum to %s, it owes %s", a.ID, sum, a.Outstanding())
+}
+
+// requireStatementsMatch checks debtor id's statements rows against
+// domain.Statements over the accounts it is a debtor of; it returns how
+// many there are.
+func requireStatementsMatch(t *testing.T, q querier, tenant, id string, accounts []*domain.Account) int {
+	t.Helper()
+	var mine []*domain.Account
+	for _, a := range accounts {
+		if a.Opened && slices.Contains(a.DebtorIDs, id) {
+			mine = append(mine, a)
+		}
+	}
+	want := domain.Statements(id, mine)
+	rows, err := q.Query(context.Background(), `SELECT id, debtor_id, month, currency, opening_balance::text, charges::text, credits::text,
+		closing_balance::text, due::text, status, line_count, last_activity_at FROM statements WHERE tenant_id = $1 AND debtor_id = $2
+		ORDER BY currency, month`, tenant, id)
+	require.NoError(t, err)
+	type row struct {
+		ID, Debtor, Month, Currency, Opening, Charges, Credits, Closing, Due, Status string
+		Lines                                                                        int
+		Last                                                                         time.Time
+	}
+	var got []row
+	var r row
+	_, err = pgx.ForEachRow(rows, []any{&r.ID, &r.Debtor, &r.Month, &r.Currency, &r.Opening, &r.Charges, &r.Credits, &r.Closing, &r.Due, &r.Status, &r.Lines, &r.Last},
+		func() error { got = append(got, r); return nil })
+	require.NoError(t, err)
+	require.Len(t, got, len(want), "debtor %s statements", id)
+	for i, w := range want {
+		g, msg := got[i], fmt.Sprintf("debtor %s statement %s %s", id, w.Month, w.Currency)
+		assert.Equal(t, domain.StatementID(id, w.Month, w.Currency), g.ID, msg)
+		assert.Equal(t, []string{w.Month, w.Currency, string(w.Status)}, []string{g.Month, g.Currency, g.Status}, msg)
+		money(t, w.Opening, g.Opening, msg+" opening")
+		money(t, w.Charges, g.Charges, msg+" charges")
+		money(t, w.Credits, g.Credits, msg+" credits")
+		money(t, w.Closing, g.Closing, msg+" closing")
+		money(t, w.Due, g.Due, msg+" due")
+		assert.Equal(t, len(w.Lines), g.Lines, msg+" lines")
+		last := w.Lines[0].At
+		for _, l := range w.Lines {
+			if l.At.After(last) {
+				last = l.At
+			}
+		}
+		assert.True(t, last.Truncate(time.Microsecond).Equal(g.Last), "%s last activity: want %s, got %s", msg, last, g.Last)
+	}
+	return len(want)
 }

@@ -129,7 +129,7 @@ func isParam(seg string) bool { return strings.HasPrefix(seg, "{") && strings.Ha
 func (s *Spec) Match(requestPath string) (string, bool) {
 	p := requestPath
 	if u, err := url.Parse(requestPath); err == nil {
-		p = u.Path
+		p = u.EscapedPath() // a parameter with an escaped "/" (%2F) is one segment
 	}
 	segs := strings.Split(strings.TrimPrefix(p, "/"), "/")
 	for _, pt := range s.paths {

@@ -1,0 +1,281 @@
+package projections
+
+import (
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/arrears/arrears/domain"
+)
+
+// This file holds the parts of the Ledger projection that derive the
+// transactions and statements tables from the rows the fold changed.
+//
+// A statement (domain.Statements) sums a debtor's lines of one month and
+// currency over every account the debtor is on: each non-reporting entry
+// (debits and chargeback entries raise what is owed, the other credits lower
+// it), each completed payment and each reversal of one. Its due is what is
+// still owed on the month's debits. The fold turns every changed entry and
+// payment into the change of its lines (what it adds now less what it added
+// when loaded) and adds those deltas to the statements of the account's
+// debtors; opening and closing balances and the status then follow from
+// the debtor's months in order. A debtor whose set of accounts changed in
+// the batch is restated from the tables instead: deltas cannot say which
+// lines a newly linked account brings.
+
+// contribution is what a row adds to a statement.
+type contribution struct {
+	charges, credits, due decimal.Decimal
+	lines                 int
+}
+
+// net is the contribution's effect on what is owed.
+func (c contribution) net() decimal.Decimal { return c.charges.Sub(c.credits) }
+
+// entryContribution is what an entry of kind with amount, of which paid is
+// paid, adds to the statement of its posting month; as
+// domain.Statements' lines.
+func entryContribution(kind domain.EntryKind, amount, paid decimal.Decimal) contribution {
+	z := decimal.Zero
+	en := domain.Entry{EntryInput: domain.EntryInput{Kind: kind, Amount: amount}}
+	switch {
+	case kind == domain.KindReporting:
+		return contribution{charges: z, credits: z, due: z}
+	case en.IsDebit():
+		return contribution{charges: amount, credits: z, due: amount.Sub(paid), lines: 1}
+	case kind == domain.KindChargeback:
+		return contribution{charges: amount, credits: z, due: z, lines: 1}
+	default: // payment, discount, negative adjustment
+		return contribution{charges: z, credits: amount.Abs(), due: z, lines: 1}
+	}
+}
+
+// transaction records a money-moving event of account a.
+func (f *fold) transaction(e domain.Event, a *accountRow, kind string, amount decimal.Decimal, entryRef, paymentID string, at time.Time) {
+	f.transactions = append(f.transactions, transactionRow{tenant: a.tenant, id: e.ID, account: a.id, kind: kind, amount: amount,
+		currency: a.currency, entryRef: entryRef, paymentID: paymentID, at: at, sandbox: a.sandbox})
+}
+
+// restateChanged marks the debtors that join or leave account a (its
+// debtors becoming next) for restatement.
+func (f *fold) restateChanged(a *accountRow, next []string) {
+	for _, id := range a.debtorIDs {
+		if !slices.Contains(next, id) {
+			f.restate[debtorKey{a.tenant, id}] = true
+		}
+	}
+	for _, id := range next {
+		if !slices.Contains(a.debtorIDs, id) {
+			f.restate[debtorKey{a.tenant, id}] = true
+		}
+	}
+}
+
+// statementKey names one statement row.
+type statementKey struct{ tenant, debtor, currency, month string }
+
+// statementDelta is a change to one statement row.
+type statementDelta struct {
+	contribution
+	sandbox bool
+	last    *time.Time // latest new line, nil if none
+}
+
+func month(t time.Time) string { return t.UTC().Format("2006-01") }
+
+// statementDeltas sums the changes of every entry and payment the batch
+// touched into the statements of their accounts' debtors (but those being
+// restated).
+func (f *fold) statementDeltas() map[statementKey]*statementDelta {
+	out := map[statementKey]*statementDelta{}
+	add := func(tenant, account, m string, c contribution, line *time.Time) {
+		if c.charges.IsZero() && c.credits.IsZero() && c.due.IsZero() && c.lines == 0 {
+			return
+		}
+		a := f.accounts[streamKey{tenant, account}]
+		if a == nil {
+			return
+		}
+		for _, d := range a.debtorIDs {
+			if f.restate[debtorKey{tenant, d}] {
+				continue
+			}
+			k := statementKey{tenant, d, a.currency, m}
+			sd := out[k]
+			if sd == nil {
+				z := decimal.Zero
+				sd = &statementDelta{contribution: contribution{charges: z, credits: z, due: z}, sandbox: a.sandbox}
+				out[k] = sd
+			}
+			sd.sandbox = sd.sandbox || a.sandbox
+			sd.charges, sd.credits, sd.due = sd.charges.Add(c.charges), sd.credits.Add(c.credits), sd.due.Add(c.due)
+			sd.lines += c.lines
+			if line != nil && (sd.last == nil || line.After(*sd.last)) {
+				sd.last = line
+			}
+		}
+	}
+	for _, e := range f.order.entries {
+		now := entryContribution(e.kind, e.amount, e.paid)
+		if e.isNew {
+			add(e.key.tenant, e.key.account, month(e.postedAt), now, &e.postedAt)
+			continue
+		}
+		was := entryContribution(e.kind, e.amount0, e.paid0)
+		add(e.key.tenant, e.key.account, month(e.postedAt), contribution{
+			charges: now.charges.Sub(was.charges), credits: now.credits.Sub(was.credits), due: now.due.Sub(was.due)}, nil)
+	}
+	z := decimal.Zero
+	for _, p := range f.order.payments {
+		if p.completedAt != nil && p.completedAt0 == nil {
+			add(p.key.tenant, p.account, month(*p.completedAt), contribution{charges: z, credits: p.amount, due: z, lines: 1}, p.completedAt)
+		}
+		if p.reversedAt != nil && p.reversedAt0 == nil {
+			add(p.key.tenant, p.account, month(*p.reversedAt), contribution{charges: p.amount, credits: z, due: z, lines: 1}, p.reversedAt)
+		}
+	}
+	return out
+}
+
+// queueTransactions inserts the batch's transactions.
+func (f *fold) queueTransactions(queue func(want int, sql string, args ...any)) error {
+	n := len(f.transactions)
+	if n == 0 {
+		return nil
+	}
+	var c struct {
+		tenant, id, account, kind, amount, currency, entryRef, paymentID []string
+		at                                                               []time.Time
+		sandbox                                                          []bool
+	}
+	for _, t := range f.transactions {
+		c.tenant, c.id, c.account, c.kind = append(c.tenant, t.tenant), append(c.id, t.id), append(c.account, t.account), append(c.kind, t.kind)
+		c.amount, c.currency, c.entryRef, c.paymentID = append(c.amount, t.amount.String()), append(c.currency, t.currency), append(c.entryRef, t.entryRef), append(c.paymentID, t.paymentID)
+		c.at, c.sandbox = append(c.at, t.at), append(c.sandbox, t.sandbox)
+	}
+	queue(n, `
+		INSERT INTO transactions (tenant_id, id, sandbox, account_id, kind, amount, currency, entry_reference, payment_id, occurred_at)
+		SELECT t, i, sb, a, k, am::numeric, c, er, pi, at
+		FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[])
+			AS x (t, i, sb, a, k, am, c, er, pi, at)`,
+		c.tenant, c.id, c.sandbox, c.account, c.kind, c.amount, c.currency, c.entryRef, c.paymentID, c.at)
+	return nil
+}
+
+// statementLines selects the lines of the statements of the debtors in
+// unnest($1 tenants, $2 debtor ids), as domain.Statements draws them.
+const statementLines = `
+	WITH d (t, i) AS (SELECT * FROM unnest($1::text[], $2::text[])),
+	acct AS (
+		SELECT d.t, d.i, a.id, a.sandbox, a.currency FROM d JOIN accounts a ON a.tenant_id = d.t AND a.debtor_ids @> ARRAY[d.i]
+	)
+	SELECT acct.t, acct.i, acct.sandbox, acct.currency, l.posted_at AS at,
+		CASE WHEN l.kind IN ('invoice', 'fee', 'chargeback') OR (l.kind = 'adjustment' AND l.amount > 0) THEN l.amount ELSE -abs(l.amount) END AS amount,
+		CASE WHEN l.kind IN ('invoice', 'fee') OR (l.kind = 'adjustment' AND l.amount > 0) THEN l.amount - l.paid ELSE 0 END AS remaining
+	FROM acct JOIN ledger_entries l ON l.tenant_id = acct.t AND l.account_id = acct.id AND l.kind <> 'reporting'
+	UNION ALL
+	SELECT acct.t, acct.i, acct.sandbox, acct.currency, p.completed_at, -p.amount, 0
+	FROM acct JOIN payments p ON p.tenant_id = acct.t AND p.account_id = acct.id AND p.completed_at IS NOT NULL
+	UNION ALL
+	SELECT acct.t, acct.i, acct.sandbox, acct.currency, p.reversed_at, p.amount, 0
+	FROM acct JOIN payments p ON p.tenant_id = acct.t AND p.account_id = acct.id AND p.reversed_at IS NOT NULL`
+
+// queueStatements writes the statements the batch changed: deltas added,
+// restated debtors recomputed from the tables (queued after the writes of
+// the tables, so it reads them), then the balances and status of every
+// month of each debtor it touched.
+func (f *fold) queueStatements(queue func(want int, sql string, args ...any)) {
+	deltas := f.statementDeltas()
+	var touched []debtorKey
+	seen := map[debtorKey]bool{}
+	touch := func(k debtorKey) {
+		if !seen[k] {
+			seen[k] = true
+			touched = append(touched, k)
+		}
+	}
+	keys := make([]statementKey, 0, len(deltas))
+	for k := range deltas {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { // a stable order of row locks
+		a, b := keys[i], keys[j]
+		if a.tenant != b.tenant {
+			return a.tenant < b.tenant
+		}
+		if a.debtor != b.debtor {
+			return a.debtor < b.debtor
+		}
+		if a.currency != b.currency {
+			return a.currency < b.currency
+		}
+		return a.month < b.month
+	})
+	if len(keys) > 0 {
+		var c struct {
+			tenant, id, debtor, currency, month, charges, credits, due []string
+			sandbox                                                    []bool
+			lines                                                      []int32
+			last                                                       []*time.Time
+		}
+		for _, k := range keys {
+			d := deltas[k]
+			touch(debtorKey{k.tenant, k.debtor})
+			c.tenant, c.id, c.debtor = append(c.tenant, k.tenant), append(c.id, domain.StatementID(k.debtor, k.month, k.currency)), append(c.debtor, k.debtor)
+			c.currency, c.month, c.sandbox = append(c.currency, k.currency), append(c.month, k.month), append(c.sandbox, d.sandbox)
+			c.charges, c.credits, c.due = append(c.charges, d.charges.String()), append(c.credits, d.credits.String()), append(c.due, d.due.String())
+			c.lines, c.last = append(c.lines, int32(d.lines)), append(c.last, d.last)
+		}
+		// A delta without a new line (an allocation, an amendment) leaves
+		// last_activity_at as it is: -infinity never wins greatest().
+		queue(len(keys), `
+			INSERT INTO statements AS s (tenant_id, id, sandbox, debtor_id, currency, month, charges, credits, due, line_count, last_activity_at)
+			SELECT t, i, sb, d, c, m, trim_scale(ch::numeric), trim_scale(cr::numeric), trim_scale(du::numeric), n, coalesce(la, '-infinity')
+			FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+				$10::integer[], $11::timestamptz[]) AS x (t, i, sb, d, c, m, ch, cr, du, n, la)
+			ON CONFLICT (tenant_id, id) DO UPDATE SET sandbox = s.sandbox OR EXCLUDED.sandbox, charges = trim_scale(s.charges + EXCLUDED.charges),
+				credits = trim_scale(s.credits + EXCLUDED.credits), due = trim_scale(s.due + EXCLUDED.due), line_count = s.line_count + EXCLUDED.line_count,
+				last_activity_at = greatest(s.last_activity_at, EXCLUDED.last_activity_at)`,
+			c.tenant, c.id, c.sandbox, c.debtor, c.currency, c.month, c.charges, c.credits, c.due, c.lines, c.last)
+	}
+
+	if len(f.restate) > 0 {
+		var rt, ri []string
+		for k := range f.restate {
+			touch(k)
+			rt, ri = append(rt, k.tenant), append(ri, k.id)
+		}
+		queue(-1, `DELETE FROM statements s USING unnest($1::text[], $2::text[]) AS d (t, i) WHERE s.tenant_id = d.t AND s.debtor_id = d.i`, rt, ri)
+		queue(-1, `
+			INSERT INTO statements (tenant_id, id, sandbox, debtor_id, currency, month, charges, credits, due, line_count, last_activity_at)
+			SELECT t, 'stm_' || substr(i, 5) || '-' || m || '-' || currency, bool_or(sandbox), i, currency, m,
+				trim_scale(coalesce(sum(amount) FILTER (WHERE amount > 0), 0)), trim_scale(coalesce(-sum(amount) FILTER (WHERE amount < 0), 0)),
+				trim_scale(sum(remaining)), count(*), max(at)
+			FROM (SELECT *, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM') AS m FROM (`+statementLines+`) l) lines
+			GROUP BY t, i, currency, m`, rt, ri)
+	}
+
+	if len(touched) == 0 {
+		return
+	}
+	tt, ti := make([]string, len(touched)), make([]string, len(touched))
+	for i, k := range touched {
+		tt[i], ti[i] = k.tenant, k.id
+	}
+	queue(-1, `
+		UPDATE statements s SET opening_balance = w.opening, closing_balance = w.closing, status = w.status
+		FROM (
+			SELECT tenant_id, id, trim_scale(closing) AS closing, trim_scale(closing - net) AS opening, status
+			FROM (
+				SELECT st.tenant_id, st.id, st.charges - st.credits AS net,
+					sum(st.charges - st.credits) OVER (PARTITION BY st.tenant_id, st.debtor_id, st.currency ORDER BY st.month) AS closing,
+					CASE WHEN st.due = 0 THEN 'paid' WHEN st.due = st.charges THEN 'open' ELSE 'partially_paid' END AS status
+				FROM statements st JOIN unnest($1::text[], $2::text[]) AS d (t, i) ON st.tenant_id = d.t AND st.debtor_id = d.i
+			) x
+		) w
+		WHERE s.tenant_id = w.tenant_id AND s.id = w.id
+		  AND (s.opening_balance::text, s.closing_balance::text, s.status) IS DISTINCT FROM (w.opening::text, w.closing::text, w.status)`,
+		tt, ti)
+}
