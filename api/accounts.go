@@ -177,14 +177,31 @@ func scanAccount(row rowScanner) (accountView, error) {
 	if v.DebtorIDs == nil {
 		v.DebtorIDs = []string{}
 	}
-	v.Products, v.Scores, v.Mandates, v.Meta = compactJSON(products), compactJSON(scores), compactJSON(mandates), compactJSON(meta)
-	for _, l := range []*json.RawMessage{&v.Products, &v.Scores, &v.Mandates} {
-		if *l == nil {
-			*l = json.RawMessage("[]")
+	// Through the domain types, so the read model's lists look exactly like
+	// the command side's (jsonb reorders object keys).
+	var err error
+	if v.Products, err = relist[domain.Product](products); err == nil {
+		if v.Scores, err = relist[domain.Score](scores); err == nil {
+			v.Mandates, err = relist[domain.Mandate](mandates)
 		}
 	}
+	if err != nil {
+		return v, fmt.Errorf("account %s: %w", v.ID, err)
+	}
+	v.Meta = compactJSON(meta)
 	v.OpenedAt, v.UpdatedAt = v.OpenedAt.UTC(), v.UpdatedAt.UTC()
 	return v, nil
+}
+
+// relist re-encodes a stored JSON list through its domain type (NULL: []).
+func relist[T any](stored []byte) (json.RawMessage, error) {
+	var items []T
+	if len(stored) > 0 {
+		if err := json.Unmarshal(stored, &items); err != nil {
+			return nil, err
+		}
+	}
+	return jsonList(items), nil
 }
 
 // getAccount: GET /v1/accounts/{id}, from the ledger projection.

@@ -287,7 +287,8 @@ func (s *Server) getStatement(w http.ResponseWriter, r *http.Request) {
 
 // statementLines reads the lines of statement v from the ledger read
 // model, as domain.Statements draws them: every non-reporting entry posted
-// in the month, every payment completed in it and every reversal of one.
+// in the month, every payment completed in it and every reversal of one;
+// by time, then account, then posting order.
 func statementLines(ctx context.Context, tx pgx.Tx, tenant string, v statementView) ([]statementLineView, error) {
 	start := v.PeriodStart.Time()
 	rows, err := tx.Query(ctx, `
@@ -295,18 +296,19 @@ func statementLines(ctx context.Context, tx pgx.Tx, tenant string, v statementVi
 		SELECT l.account_id, l.reference, l.kind, l.posted_at,
 			(CASE WHEN l.kind IN ('invoice', 'fee', 'chargeback') OR (l.kind = 'adjustment' AND l.amount > 0) THEN l.amount ELSE -abs(l.amount) END)::text,
 			CASE WHEN l.kind IN ('invoice', 'fee') OR (l.kind = 'adjustment' AND l.amount > 0) THEN to_char(l.due_date, 'YYYY-MM-DD') END,
-			(CASE WHEN l.kind IN ('invoice', 'fee') OR (l.kind = 'adjustment' AND l.amount > 0) THEN l.amount - l.paid ELSE 0 END)::text
+			(CASE WHEN l.kind IN ('invoice', 'fee') OR (l.kind = 'adjustment' AND l.amount > 0) THEN l.amount - l.paid ELSE 0 END)::text,
+			l.seq AS ord
 		FROM acct JOIN ledger_entries l ON l.tenant_id = $1 AND l.account_id = acct.id
 		WHERE l.kind <> 'reporting' AND l.posted_at >= $4 AND l.posted_at < $5
 		UNION ALL
-		SELECT p.account_id, p.id, 'payment', p.completed_at, (-p.amount)::text, NULL, '0'
+		SELECT p.account_id, p.id, 'payment', p.completed_at, (-p.amount)::text, NULL, '0', 0
 		FROM acct JOIN payments p ON p.tenant_id = $1 AND p.account_id = acct.id
 		WHERE p.completed_at >= $4 AND p.completed_at < $5
 		UNION ALL
-		SELECT p.account_id, p.id, CASE WHEN p.status = 'charged_back' THEN 'chargeback' ELSE 'refund' END, p.reversed_at, p.amount::text, NULL, '0'
+		SELECT p.account_id, p.id, CASE WHEN p.status = 'charged_back' THEN 'chargeback' ELSE 'refund' END, p.reversed_at, p.amount::text, NULL, '0', 1
 		FROM acct JOIN payments p ON p.tenant_id = $1 AND p.account_id = acct.id
 		WHERE p.reversed_at >= $4 AND p.reversed_at < $5
-		ORDER BY 4, 1, 2`, tenant, v.DebtorID, v.Currency, start, start.AddDate(0, 1, 0))
+		ORDER BY 4, 1, 8, 2`, tenant, v.DebtorID, v.Currency, start, start.AddDate(0, 1, 0))
 	if err != nil {
 		return nil, err
 	}
@@ -314,7 +316,8 @@ func statementLines(ctx context.Context, tx pgx.Tx, tenant string, v statementVi
 		var l statementLineView
 		var amount, remaining string
 		var due *string
-		if err := row.Scan(&l.AccountID, &l.Reference, &l.Kind, &l.At, &amount, &due, &remaining); err != nil {
+		var ord int
+		if err := row.Scan(&l.AccountID, &l.Reference, &l.Kind, &l.At, &amount, &due, &remaining, &ord); err != nil {
 			return l, err
 		}
 		l.At = l.At.UTC()
