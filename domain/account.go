@@ -151,6 +151,7 @@ type Account struct {
 	// larger than what was owed); it is applied to the next debits.
 	Credit decimal.Decimal
 
+	pending  decimal.Decimal // payments pending or processing: reserved()
 	byRef    map[string]*Entry
 	byPay    map[string]*Payment
 	byPayRef map[string]*Payment
@@ -218,16 +219,9 @@ func (a *Account) Outstanding() decimal.Decimal {
 	return sum.Sub(a.Credit)
 }
 
-// reserved is the sum of payments recorded but not yet completed or failed.
-func (a *Account) reserved() decimal.Decimal {
-	sum := decimal.Zero
-	for _, p := range a.Payments {
-		if p.Status == PaymentPending || p.Status == PaymentProcessing {
-			sum = sum.Add(p.Amount)
-		}
-	}
-	return sum
-}
+// reserved is the sum of payments recorded but not yet completed or failed
+// (kept by Apply: a payment decision does not scan the account's payments).
+func (a *Account) reserved() decimal.Decimal { return a.pending }
 
 // Available is what a new payment may be at most: outstanding less the
 // payments still pending or processing.

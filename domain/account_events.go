@@ -221,6 +221,7 @@ func (a *Account) Apply(typ string, data json.RawMessage) error {
 			p.Status = PaymentPending // PaymentCompleted follows and completes it
 		}
 		a.Payments = append(a.Payments, p)
+		a.pending = a.pending.Add(p.Amount) // pending or processing: reserved
 		a.byPay[p.ID] = p
 		if p.Reference != "" {
 			a.byPayRef[p.Reference] = p
@@ -236,6 +237,7 @@ func (a *Account) Apply(typ string, data json.RawMessage) error {
 			return fail(fmt.Errorf("no payment %s", e.PaymentID))
 		}
 		if typ == EventPaymentFailed {
+			a.release(p)
 			p.Status, p.FailureReason, p.FailedAt = PaymentFailed, e.Reason, &e.At
 		} else {
 			p.Status = PaymentProcessing
@@ -250,6 +252,7 @@ func (a *Account) Apply(typ string, data json.RawMessage) error {
 		if !ok {
 			return fail(fmt.Errorf("no payment %s", e.PaymentID))
 		}
+		a.release(p)
 		p.Status, p.Allocations, p.CompletedAt, p.ToCredit = PaymentCompleted, e.Allocations, &e.At, e.ToCredit
 		a.Credit = a.Credit.Add(e.ToCredit)
 		if err := a.allocateTo(e.Allocations, e.At); err != nil {
@@ -322,5 +325,12 @@ func (a *Account) settle(d *Entry, at time.Time) {
 	if d.IsDebit() && d.SettledAt == nil && !d.Paid.LessThan(d.Amount) {
 		t := at
 		d.SettledAt = &t
+	}
+}
+
+// release drops p from the reserved sum if it was still reserving.
+func (a *Account) release(p *Payment) {
+	if p.Status == PaymentPending || p.Status == PaymentProcessing {
+		a.pending = a.pending.Sub(p.Amount)
 	}
 }

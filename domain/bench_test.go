@@ -77,3 +77,31 @@ func BenchmarkAllocatePayment(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPaymentOnLongHistory measures deciding a payment on a hot
+// account: three open invoices and 10 or 10,000 completed payments before
+// it. The two should cost about the same: a decision must not scan the
+// account's payment history.
+func BenchmarkPaymentOnLongHistory(b *testing.B) {
+	for _, history := range []int{10, 10000} {
+		b.Run(fmt.Sprintf("payments=%d", history), func(b *testing.B) {
+			a, _ := ledgerWithOpenInvoices(b, 3)
+			if _, err := a.PostEntries([]domain.EntryInput{{Reference: "big", Kind: domain.KindInvoice, Amount: decimal.RequireFromString("1000000.00"),
+				DueDate: domain.DateOf(t0)}}, t0, nil); err != nil {
+				b.Fatal(err)
+			}
+			for i := range history {
+				if _, _, err := a.RecordPayment(fmt.Sprintf("pay_h%d", i), domain.PaymentInput{Amount: decimal.RequireFromString("0.01")}, t0); err != nil {
+					b.Fatal(err)
+				}
+			}
+			i := 0
+			for b.Loop() {
+				i++
+				if _, _, err := a.RecordPayment(fmt.Sprintf("pay_%d", i), domain.PaymentInput{Amount: decimal.RequireFromString("0.01")}, t0); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
