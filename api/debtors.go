@@ -189,17 +189,5 @@ func (s *Server) debtors(ctx context.Context, p domain.Principal, pg page, refer
 		  AND ($4 = '' OR reference = $4)
 		  AND ($5 = '' OR strpos(lower(first_name || ' ' || last_name || ' ' || company_name || ' ' || email), lower($5)) > 0)
 		ORDER BY id LIMIT $6`, p.TenantID, p.Sandbox(), pg.After, reference, search, pg.Limit+1)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []debtorView
-	for rows.Next() {
-		v, err := scanDebtor(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+	return collect(rows, err, scanDebtor)
 }

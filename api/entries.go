@@ -243,19 +243,7 @@ func (s *Server) entries(ctx context.Context, p domain.Principal, accountID stri
 		  AND ($7::timestamptz IS NULL OR posted_at >= $7)
 		  AND ($8::timestamptz IS NULL OR posted_at < $8)
 		ORDER BY seq LIMIT $9`, p.TenantID, p.Sandbox(), accountID, f.afterSeq, f.kind, f.reference, f.posted.from, f.posted.until, limit+1)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []entryView
-	for rows.Next() {
-		v, err := scanEntry(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+	return collect(rows, err, scanEntry)
 }
 
 // getEntry: GET /v1/accounts/{id}/ledger-entries/{ref}, from the ledger

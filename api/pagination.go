@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/arrears/arrears/domain"
 )
 
@@ -75,4 +77,13 @@ func newList[T any](items []T, limit int, key func(T) string) list[T] {
 		l.NextCursor = &c
 	}
 	return l
+}
+
+// collect scans every row of a list query (rows and err as Query returned
+// them) with scan, closing rows.
+func collect[T any](rows pgx.Rows, err error, scan func(rowScanner) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (T, error) { return scan(r) })
 }

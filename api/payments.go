@@ -336,21 +336,8 @@ func (s *Server) writePayments(w http.ResponseWriter, r *http.Request, pg page, 
 				WHERE a.tenant_id = p.tenant_id AND a.id = p.account_id AND $11 = ANY(a.debtor_ids)))
 		ORDER BY id LIMIT $12`, p.TenantID, p.Sandbox(), pg.After, f.accountID, f.status, f.method, f.provider, f.reference,
 		f.recorded.from, f.recorded.until, f.debtorID, pg.Limit+1)
+	out, err := collect(rows, err, scanPayment)
 	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	defer rows.Close()
-	var out []paymentView
-	for rows.Next() {
-		v, err := scanPayment(rows)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
 		writeError(w, r, err)
 		return
 	}

@@ -243,11 +243,7 @@ func (s *Server) listStatements(w http.ResponseWriter, r *http.Request) {
 		  AND ($6 = '' OR currency = $6)
 		  AND ($7 = '' OR month >= $7) AND ($8 = '' OR month <= $8)
 		ORDER BY id LIMIT $9`, p.TenantID, p.Sandbox(), pg.After, debtor, statuses, strings.ToUpper(currency), from, to, pg.Limit+1)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	views, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (statementView, error) { return scanStatement(row) })
+	views, err := collect(rows, err, scanStatement)
 	if err != nil {
 		writeError(w, r, err)
 		return
