@@ -3,6 +3,7 @@ package api_test
 // Tenant isolation, scopes, read-only keys and modes.
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -85,9 +86,18 @@ func TestCrossTenantEveryResourceRoute(t *testing.T) {
 	}
 	require.Equal(t, http.StatusOK, r.Status, "B's statement: %s", r.Body)
 	statementsOfB := []foreign{{stmtID, bKey.Secret}}
+	// Events of B's, live and test: each account's account.opened.
+	eventsOfB := []foreign{}
+	for _, f := range accountsOfB {
+		var id string
+		require.NoError(t, e.pool.QueryRow(context.Background(), `SELECT id FROM events WHERE stream_id = $1 AND stream_version = 1`, f.id).Scan(&id))
+		eventsOfB = append(eventsOfB, foreign{id, f.owner})
+	}
 	table := map[route][]foreign{
 		{http.MethodGet, "/v1/accounts/{id}"}:             accountsOfB,
 		{http.MethodGet, "/v1/accounts/{id}/balance"}:     accountsOfB,
+		{http.MethodGet, "/v1/accounts/{id}/history"}:     accountsOfB,
+		{http.MethodGet, "/v1/events/{id}"}:               eventsOfB,
 		{http.MethodPost, "/v1/accounts/{id}/payments"}:   accountsOfB,
 		{http.MethodGet, "/v1/payments/{id}"}:             paymentsOfB,
 		{http.MethodPost, "/v1/payments/{id}/complete"}:   paymentsOfB,
@@ -152,6 +162,10 @@ func TestCrossTenantEveryResourceRoute(t *testing.T) {
 		r := e.get(t, f.owner, fmt.Sprintf("/v1/accounts/%s?min_position=%d", f.id, paid))
 		require.Equal(t, http.StatusOK, r.Status, "B's account %s: %s", f.id, r.Body)
 		require.Equal(t, http.StatusOK, e.get(t, f.owner, "/v1/accounts/"+f.id+"/balance").Status)
+		require.Equal(t, http.StatusOK, e.get(t, f.owner, "/v1/accounts/"+f.id+"/history").Status)
+	}
+	for _, f := range eventsOfB {
+		require.Equal(t, http.StatusOK, e.get(t, f.owner, "/v1/events/"+f.id).Status, "B's event %s", f.id)
 	}
 	for _, f := range paymentsOfB {
 		r := e.get(t, f.owner, fmt.Sprintf("/v1/payments/%s?min_position=%d", f.id, paid))

@@ -241,19 +241,7 @@ func (s *Server) accounts(ctx context.Context, p domain.Principal, pg page, f ac
 		  AND ($5 = '' OR $5 = ANY(debtor_ids))
 		  AND `+accountFilterSQL+`
 		ORDER BY id LIMIT $6`, append([]any{p.TenantID, p.Sandbox(), pg.After, f.reference, f.debtorID, pg.Limit + 1}, f.args()...)...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []accountView
-	for rows.Next() {
-		v, err := scanAccount(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+	return collect(rows, err, scanAccount)
 }
 
 // loadAccount folds account id of the caller's tenant from the event store;
@@ -329,22 +317,18 @@ func viewBalance(a *domain.Account, b domain.Balance) balanceView {
 }
 
 // getBalance: GET /v1/accounts/{id}/balance, computed from the event store
-// (consistent with every write; no min_position needed) as of ?as_of=
-// (default today, UTC).
+// (consistent with every write; no min_position needed) as of ?as_of= (a
+// date, default today, UTC; or a timestamp) or ?as_of_position= — see
+// parsePointInTime (history.go).
 func (s *Server) getBalance(w http.ResponseWriter, r *http.Request) {
-	p := principal(r)
-	id := chi.URLParam(r, "id")
-	a, err := s.loadAccount(r.Context(), p, id)
+	pit, err := parsePointInTime(r, time.Now())
+	var a *domain.Account
+	if err == nil {
+		a, err = s.loadAccountAt(r.Context(), principal(r), chi.URLParam(r, "id"), &pit)
+	}
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	asOf := domain.DateOf(time.Now())
-	if v := r.URL.Query().Get("as_of"); v != "" {
-		if asOf, err = domain.ParseDate(v); err != nil {
-			writeError(w, r, domain.Invalid("invalid as_of", domain.FieldError{Field: "query:as_of", Error: err.Error()}))
-			return
-		}
-	}
-	writeJSON(w, http.StatusOK, viewBalance(a, a.Balance(asOf)))
+	writeJSON(w, http.StatusOK, viewBalance(a, a.Balance(pit.date)))
 }

@@ -136,6 +136,7 @@ func (s *Server) routes() {
 				r.With(s.require("accounts", "write")).Post("/accounts", s.createAccount)
 				r.With(s.require("accounts", "read")).Get("/accounts/{id}", s.getAccount)
 				r.With(s.require("accounts", "read")).Get("/accounts/{id}/balance", s.getBalance)
+				r.With(s.require("accounts", "read")).Get("/accounts/{id}/history", s.accountHistory)
 				// The account's attributes (account_attributes.go).
 				r.With(s.require("accounts", "write")).Patch("/accounts/{id}", s.updateAccount)
 				r.With(s.require("accounts", "read")).Get("/accounts/{id}/debtors", s.listAccountDebtors)
@@ -171,6 +172,8 @@ func (s *Server) routes() {
 				r.With(s.require("statements", "read")).Get("/statements/{id}", s.getStatement)
 
 				r.With(s.require("events", "read")).Get("/streams/{id}", s.getStream)
+				r.With(s.require("events", "read")).Get("/events", s.listEvents)
+				r.With(s.require("events", "read")).Get("/events/{id}", s.getEvent)
 			})
 		})
 	})

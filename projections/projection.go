@@ -244,9 +244,11 @@ func (en *Engine) CatchUp(ctx context.Context, p Projection, target int64, batch
 }
 
 // Rebuild empties p's tables and folds the whole event history into them in
-// ONE transaction, so readers see the old state until the new one is
-// complete, and live runners wait on the checkpoint lock meanwhile.
-// progress, if set, is called after each page of events.
+// ONE transaction: TRUNCATE locks the tables ACCESS EXCLUSIVE, so readers
+// block until it commits, and live runners wait on the checkpoint lock
+// meanwhile. For tests and idle installations; a serving one uses Replay,
+// which builds beside the live tables and swaps. progress, if set, is
+// called after each page of events.
 func (en *Engine) Rebuild(ctx context.Context, p Projection, progress func(applied int64)) (Checkpoint, error) {
 	var cp Checkpoint
 	err := pgx.BeginFunc(ctx, en.pool, func(tx pgx.Tx) error {

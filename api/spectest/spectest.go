@@ -259,6 +259,27 @@ func (s *Spec) Validate(method, requestPath string, status int, header http.Head
 	if _, ok := media["schema"]; !ok {
 		return errs
 	}
+	if isJSONLines(mt) {
+		// Newline-delimited JSON: the schema describes each line (zero lines
+		// is an empty selection, not an error).
+		sch, err := s.schema(ptr + "/content/" + escape(mtKey) + "/schema")
+		if err != nil {
+			return append(errs, err)
+		}
+		for i, line := range bytes.Split(body, []byte("\n")) {
+			if len(bytes.TrimSpace(line)) == 0 {
+				continue
+			}
+			inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(line))
+			if err == nil {
+				err = sch.Validate(inst)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("line %d does not match the documented schema:\n%v", i+1, err))
+			}
+		}
+		return errs
+	}
 	if !isJSON(mt) {
 		if len(body) == 0 {
 			errs = append(errs, fmt.Errorf("empty %s body", mt))
@@ -521,6 +542,9 @@ func matchMediaType(content map[string]any, mt string) string {
 }
 
 func isJSON(mt string) bool { return mt == "application/json" || strings.HasSuffix(mt, "+json") }
+
+// isJSONLines reports whether mt is newline-delimited JSON, one value per line.
+func isJSONLines(mt string) bool { return mt == "application/x-ndjson" || mt == "application/jsonl" }
 
 // escape encodes a JSON pointer token.
 func escape(tok string) string {

@@ -40,10 +40,11 @@ type platformOptions struct {
 }
 
 func openPlatform(ctx context.Context, cfg Config, log *slog.Logger, opts platformOptions) (p *platform, err error) {
-	p = &platform{cfg: cfg, log: log}
+	built := &platform{cfg: cfg, log: log}
+	p = built
 	defer func() {
 		if err != nil {
-			p.close()
+			built.close() // p is nil here: "return nil, err" set it
 		}
 	}()
 

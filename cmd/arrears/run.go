@@ -19,8 +19,11 @@ Commands:
   relay     only the relay (event store → JetStream); one is active, others stand by
   worker    only the projection workers
   migrate   apply pending schema migrations ("migrate status" lists them)
-  replay    rebuild projections from the event store: --projection NAME | --all
-  verify    walk every stream's hash chain; exit status 1 if any is broken
+  replay    rebuild projections from the event store into fresh tables and swap
+            them in while serving: --projection NAME | --all
+  verify    walk every stream's hash chain and compare every projection with a
+            rebuild; exit status 1 if a chain is broken or a projection differs
+  events    export the event store as NDJSON, or import an export into an empty database ("arrears events" for usage)
   keys      create, list and revoke API keys ("arrears keys" for usage)
   version   print the version
 
@@ -51,6 +54,8 @@ func run(ctx context.Context, args []string) error {
 		return replay(ctx, args)
 	case "keys":
 		return keys(ctx, args)
+	case "events":
+		return events(ctx, args)
 	case "verify":
 		if err := noArgs(cmd, args); err != nil {
 			return err

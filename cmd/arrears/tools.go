@@ -5,20 +5,27 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/arrears/arrears/migrations"
 	"github.com/arrears/arrears/projections"
 )
 
-// progressTo returns a progress printer writing "\r<label>: n events" to
-// stderr when it is a terminal, and nothing otherwise.
-func progressTo(label string) (update func(n int64), done func()) {
-	fi, err := os.Stderr.Stat()
-	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
-		return func(int64) {}, func() {}
+// progressTo returns a progress printer writing "\r<label>: done / total
+// events (p%)" ("\r<label>: done events" while total ≤ 0) to stderr when it
+// is a terminal, and nothing otherwise; done clears the line.
+func progressTo(label string) (update func(done, total int64), done func()) {
+	if !isTerminal(os.Stderr) {
+		return func(int64, int64) {}, func() {}
 	}
-	return func(n int64) { fmt.Fprintf(os.Stderr, "\r%s: %d events", label, n) },
+	return func(n, total int64) {
+			if total <= 0 {
+				fmt.Fprintf(os.Stderr, "\r\033[K%s: %d events", label, n)
+				return
+			}
+			fmt.Fprintf(os.Stderr, "\r\033[K%s: %d / %d events (%.1f%%)", label, n, total, 100*float64(min(n, total))/float64(total))
+		},
 		func() { fmt.Fprint(os.Stderr, "\r\033[K") }
 }
 
@@ -91,18 +98,20 @@ func replay(ctx context.Context, args []string) error {
 		return err
 	}
 	defer p.close()
+	// Each projection is rebuilt into fresh tables beside the live ones and
+	// swapped in at the end: a running server keeps serving meanwhile.
 	engine := projections.NewEngine(p.store)
 	for _, pr := range ps {
 		start := time.Now()
 		progress, done := progressTo("replaying " + pr.Name())
-		cp, err := engine.Rebuild(ctx, pr, progress)
+		cp, err := engine.Replay(ctx, pr, progress)
 		done()
 		if err != nil {
-			return fmt.Errorf("replay %s: %w", pr.Name(), err)
+			return fmt.Errorf("replay: %w", err)
 		}
 		d := time.Since(start)
 		rate := float64(cp.Seq) / d.Seconds()
-		fmt.Printf("%s: rebuilt from %d events in %s (%.0f events/s)\n", pr.Name(), cp.Seq, d.Round(time.Millisecond), rate)
+		fmt.Printf("%s: rebuilt from %d events in %s (%.0f events/s) and swapped in\n", pr.Name(), cp.Seq, d.Round(time.Millisecond), rate)
 	}
 	return nil
 }
@@ -113,9 +122,13 @@ func verify(ctx context.Context) error {
 		return err
 	}
 	defer p.close()
+	var total int64
+	if err := p.pool.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&total); err != nil {
+		return fmt.Errorf("verify: count events: %w", err)
+	}
 	start := time.Now()
-	progress, done := progressTo("verifying")
-	rep, err := p.store.VerifyChains(ctx, progress)
+	progress, done := progressTo("verifying hash chains")
+	rep, err := p.store.VerifyChains(ctx, func(n int64) { progress(n, total) })
 	done()
 	if err != nil {
 		return err
@@ -123,10 +136,118 @@ func verify(ctx context.Context) error {
 	fmt.Printf("hash chains: %d streams, %d events in %s\n", rep.Streams, rep.Events, time.Since(start).Round(time.Millisecond))
 	if rep.OK() {
 		fmt.Println("OK: every chain verifies")
-		return nil
 	}
 	for _, pr := range rep.Problems {
 		fmt.Printf("BROKEN tenant=%s stream=%s version=%d event=%s: %s\n", pr.TenantID, pr.StreamID, pr.Version, pr.EventID, pr.Problem)
 	}
-	return fmt.Errorf("verify: %d problem(s) found", len(rep.Problems))
+
+	// Every projection is rebuilt beside the live one and compared with it
+	// at the live checkpoint; nothing live changes.
+	engine := projections.NewEngine(p.store)
+	var differ []string
+	for _, pr := range projections.All() {
+		start := time.Now()
+		progress, done := progressTo("rebuilding " + pr.Name())
+		r, err := engine.Verify(ctx, pr, progress)
+		done()
+		if err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			fmt.Printf("projection %s: FAILED to rebuild: %v\n", pr.Name(), err)
+			differ = append(differ, pr.Name())
+			continue
+		}
+		printProjectionReport(r, time.Since(start))
+		if behind := total - r.Checkpoint.Seq; behind > 0 {
+			fmt.Printf("  (the live projection has not applied the last %d of the %d events counted at the start; they were not compared)\n", behind, total)
+		}
+		if !r.OK() {
+			differ = append(differ, pr.Name())
+		}
+	}
+	if len(differ) == 0 {
+		fmt.Println("projections: every one matches its rebuild")
+	}
+	if n := len(rep.Problems) + len(differ); n > 0 {
+		var what []string
+		if len(rep.Problems) > 0 {
+			what = append(what, fmt.Sprintf("%d broken chain event(s)", len(rep.Problems)))
+		}
+		if len(differ) > 0 {
+			what = append(what, "projection(s) differing from a rebuild: "+strings.Join(differ, ", "))
+		}
+		return fmt.Errorf("verify: %d problem(s) found: %s", n, strings.Join(what, "; "))
+	}
+	return nil
+}
+
+// printProjectionReport prints a projection's comparison with its rebuild:
+// one line if it matches, else every differing table with its differing
+// rows (the first of each kind) by key.
+func printProjectionReport(r projections.Report, took time.Duration) {
+	if r.OK() {
+		var sizes []string
+		for _, t := range r.Tables {
+			sizes = append(sizes, fmt.Sprintf("%s %d rows", t.Table, t.LiveRows))
+		}
+		fmt.Printf("projection %s: matches its rebuild at sequence %d (%s) in %s\n", r.Projection, r.Checkpoint.Seq,
+			strings.Join(sizes, ", "), took.Round(time.Millisecond))
+		return
+	}
+	fmt.Printf("projection %s: DIFFERS from its rebuild at sequence %d\n", r.Projection, r.Checkpoint.Seq)
+	if r.CheckpointProblem != "" {
+		fmt.Printf("  checkpoint: %s\n", r.CheckpointProblem)
+	}
+	for _, t := range r.Tables {
+		if t.OK() {
+			fmt.Printf("  table %s: matches (%d rows)\n", t.Table, t.LiveRows)
+			continue
+		}
+		var counts []string
+		for _, c := range []struct {
+			n    int64
+			what string
+		}{{t.Changed, "changed"}, {t.OnlyLive, "only in live"}, {t.OnlyRebuilt, "only in rebuilt"}} {
+			if c.n > 0 {
+				counts = append(counts, fmt.Sprintf("%d %s", c.n, c.what))
+			}
+		}
+		fmt.Printf("  table %s: DIFFERS: live %d rows (checksum %.16s), rebuilt %d rows (checksum %.16s): %s\n",
+			t.Table, t.LiveRows, t.LiveChecksum, t.RebuiltRows, t.RebuiltChecksum, strings.Join(counts, ", "))
+		listed := map[string]int64{}
+		for _, d := range t.Diffs {
+			listed[d.Kind]++
+			key := projections.KeyString(d.Key)
+			switch d.Kind {
+			case projections.DiffChanged:
+				var cols []string
+				for _, c := range d.Columns {
+					cols = append(cols, fmt.Sprintf("%s: live %s, rebuilt %s", c.Column, c.Live, c.Rebuilt))
+				}
+				fmt.Printf("    changed          %s: %s\n", key, strings.Join(cols, "; "))
+			case projections.DiffOnlyLive:
+				fmt.Printf("    only in live     %s: %s\n", key, abbreviate(string(d.Live), 300))
+			case projections.DiffOnlyRebuilt:
+				fmt.Printf("    only in rebuilt  %s: %s\n", key, abbreviate(string(d.Rebuilt), 300))
+			}
+		}
+		for _, c := range []struct {
+			kind, what string
+			n          int64
+		}{{projections.DiffChanged, "changed", t.Changed}, {projections.DiffOnlyLive, "only in live", t.OnlyLive}, {projections.DiffOnlyRebuilt, "only in rebuilt", t.OnlyRebuilt}} {
+			if more := c.n - listed[c.kind]; more > 0 {
+				fmt.Printf("    … and %d more %s\n", more, c.what)
+			}
+		}
+	}
+}
+
+// abbreviate cuts s to at most n runes, marking the cut.
+func abbreviate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
 }

@@ -1,0 +1,10 @@
+package projections
+
+import "testing"
+
+// SetShadowBatch makes shadows fold n events per transaction during t.
+func SetShadowBatch(t testing.TB, n int) {
+	old := shadowBatch
+	shadowBatch = n
+	t.Cleanup(func() { shadowBatch = old })
+}
