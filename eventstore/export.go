@@ -466,33 +466,21 @@ type ImportSummary struct {
 
 // importRecord is any line after the header: the union of the line types.
 type importRecord struct {
-	Record string `json:"record"`
+	eventLine // events; tenants, API keys and references use Record, ID, TenantID, StreamType, StreamID
 
-	// events, tenants, API keys, references
-	ID            string          `json:"id"`
-	TenantID      string          `json:"tenant_id"`
-	StreamType    string          `json:"stream_type"`
-	StreamID      string          `json:"stream_id"`
-	StreamVersion int64           `json:"stream_version"`
-	Type          string          `json:"type"`
-	SchemaVersion int             `json:"schema_version"`
-	Data          json.RawMessage `json:"data"`
-	Metadata      json.RawMessage `json:"metadata"`
-	RecordedAt    string          `json:"recorded_at"`
-	PrevHash      string          `json:"prev_hash"`
-	Hash          string          `json:"hash"`
-	Name          string          `json:"name"`
-	CreatedAt     string          `json:"created_at"`
-	Prefix        string          `json:"prefix"`
-	SecretHash    string          `json:"secret_hash"`
-	Mode          string          `json:"mode"`
-	Scopes        []string        `json:"scopes"`
-	ReadOnly      bool            `json:"read_only"`
-	ExpiresAt     *string         `json:"expires_at"`
-	RevokedAt     *string         `json:"revoked_at"`
-	LastUsedAt    *string         `json:"last_used_at"`
-	Sandbox       bool            `json:"sandbox"`
-	Reference     string          `json:"reference"`
+	// tenants, API keys, references
+	Name       string   `json:"name"`
+	CreatedAt  string   `json:"created_at"`
+	Prefix     string   `json:"prefix"`
+	SecretHash string   `json:"secret_hash"`
+	Mode       string   `json:"mode"`
+	Scopes     []string `json:"scopes"`
+	ReadOnly   bool     `json:"read_only"`
+	ExpiresAt  *string  `json:"expires_at"`
+	RevokedAt  *string  `json:"revoked_at"`
+	LastUsedAt *string  `json:"last_used_at"`
+	Sandbox    bool     `json:"sandbox"`
+	Reference  string   `json:"reference"`
 
 	// trailer
 	Events           int64  `json:"events"`

@@ -356,29 +356,3 @@ func TestReplayRefusesWhatItCannotMove(t *testing.T) {
 	_, err = engine.Replay(ctx, projections.StreamHeads{}, nil)
 	require.NoError(t, err)
 }
-
-// BenchmarkReplay replays ledger and debtors over a money history of a few
-// thousand account and debtor events (as BenchmarkLedgerRebuild does),
-// into fresh tables swapped in at the end: compare its events/s with the
-// rebuild's to see what the shadow tables cost.
-func BenchmarkReplay(b *testing.B) {
-	ctx := context.Background()
-	_, pool := testDB.Isolated(b, 4)
-	store := eventstore.New(pool)
-	projectiontest.MoneyHistory(b, projectiontest.NewRand(1), store, 4000)
-	last, err := store.LastTxID(ctx)
-	require.NoError(b, err)
-	require.NoError(b, store.AwaitVisible(ctx, last))
-	var events int64
-	require.NoError(b, pool.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&events))
-	engine := projections.NewEngine(store)
-	for _, p := range []projections.Projection{projections.Ledger{}, projections.Debtors{}} {
-		b.Run(p.Name(), func(b *testing.B) {
-			for b.Loop() {
-				_, err := engine.Replay(ctx, p, nil)
-				require.NoError(b, err)
-			}
-			b.ReportMetric(float64(events)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
-		})
-	}
-}
