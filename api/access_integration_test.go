@@ -93,7 +93,26 @@ func TestCrossTenantEveryResourceRoute(t *testing.T) {
 		require.NoError(t, e.pool.QueryRow(context.Background(), `SELECT id FROM events WHERE stream_id = $1 AND stream_version = 1`, f.id).Scan(&id))
 		eventsOfB = append(eventsOfB, foreign{id, f.owner})
 	}
+	// Claims of B's, live and test (on implicit accounts).
+	claimsOfB := []foreign{}
+	for i, owner := range []string{bKey.Secret, bTest.Secret} {
+		r := e.post(t, owner, "/v1/claims", map[string]any{"reference": fmt.Sprintf("CLM-B-%d", i), "amount": "10.00", "currency": "EUR", "original_due_date": "2026-01-01"})
+		require.Equal(t, http.StatusCreated, r.Status, "B's claim: %s", r.Body)
+		claimsOfB = append(claimsOfB, foreign{r.object(t)["id"].(string), owner})
+	}
 	table := map[route][]foreign{
+		// Claims, and a debtor's accounts and claims.
+		{http.MethodGet, "/v1/claims/{id}"}:           claimsOfB,
+		{http.MethodPatch, "/v1/claims/{id}"}:         claimsOfB,
+		{http.MethodPost, "/v1/claims/{id}/resolve"}:  claimsOfB,
+		{http.MethodPost, "/v1/claims/{id}/credit"}:   claimsOfB,
+		{http.MethodPost, "/v1/claims/{id}/debit"}:    claimsOfB,
+		{http.MethodPost, "/v1/claims/{id}/pause"}:    claimsOfB,
+		{http.MethodPost, "/v1/claims/{id}/resume"}:   claimsOfB,
+		{http.MethodPost, "/v1/claims/{id}/stop"}:     claimsOfB,
+		{http.MethodPost, "/v1/claims/{id}/recreate"}: claimsOfB,
+		{http.MethodGet, "/v1/debtors/{id}/claims"}:   debtorsOfB,
+
 		{http.MethodGet, "/v1/accounts/{id}"}:             accountsOfB,
 		{http.MethodGet, "/v1/accounts/{id}/balance"}:     accountsOfB,
 		{http.MethodGet, "/v1/accounts/{id}/history"}:     accountsOfB,
@@ -186,6 +205,7 @@ func TestCrossTenantEveryResourceRoute(t *testing.T) {
 	require.Zero(t, e.count(t, `SELECT count(*) FROM events WHERE type = 'api_key.revoked'`))
 	require.Zero(t, e.count(t, `SELECT count(*) FROM events WHERE type = 'debtor.updated'`))
 	require.Zero(t, e.count(t, `SELECT count(*) FROM events WHERE type = 'account.updated'`))
+	require.Equal(t, 2, e.count(t, `SELECT count(*) FROM events WHERE type LIKE 'claim.%'`), "only B's claim.created")
 	require.Equal(t, 2, e.count(t, `SELECT count(*) FROM events WHERE type LIKE 'payment.%'`))
 }
 

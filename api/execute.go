@@ -51,3 +51,11 @@ func debtorCommand(tenantID, id string, decide func(*domain.Debtor) ([]domain.Ne
 		New:    func() domain.Aggregate { return domain.NewDebtor(tenantID, id) },
 		Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) { return decide(agg.(*domain.Debtor)) }}
 }
+
+// claimCommand is a command on claim id of tenantID: decide gets the claim
+// in its current state.
+func claimCommand(tenantID, id string, decide func(*domain.Claim) ([]domain.NewEvent, error)) eventstore.Command {
+	return eventstore.Command{TenantID: tenantID, StreamType: domain.StreamTypeClaim, StreamID: id,
+		New:    func() domain.Aggregate { return domain.NewClaim(tenantID, id) },
+		Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) { return decide(agg.(*domain.Claim)) }}
+}

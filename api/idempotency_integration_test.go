@@ -364,6 +364,30 @@ func TestEveryWriteRouteHonoursIdempotencyKey(t *testing.T) {
 	} {
 		writes[pattern] = w
 	}
+	// Claims: each action on a claim in a status that allows it; POST
+	// /v1/claims creates, PATCH /v1/claims/{id} takes its own body.
+	newClaim := func(ref string) string {
+		r := e.post(t, k.Secret, "/v1/claims", map[string]any{"reference": ref, "amount": "100.00", "currency": "EUR", "original_due_date": "2026-01-01"})
+		require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
+		return r.object(t)["id"].(string)
+	}
+	paused, resolved := newClaim("WALK-PAUSED"), newClaim("WALK-RESOLVED")
+	require.Equal(t, http.StatusOK, e.post(t, k.Secret, "/v1/claims/"+paused+"/pause", map[string]any{}).Status)
+	require.Equal(t, http.StatusOK, e.post(t, k.Secret, "/v1/claims/"+resolved+"/resolve", map[string]any{"resolution": "sold"}).Status)
+	for pattern, w := range map[string]write{
+		"/v1/claims":               {newClaim("WALK-PATCH"), `{"reference":"WALK-NEW","amount":"1.00","currency":"EUR","original_due_date":"2026-01-01"}`},
+		"/v1/claims/import":        {"", `{"claims":[{"reference":"WALK-IMPORT","amount":"1.00","currency":"EUR","original_due_date":"2026-01-01"}]}`},
+		"/v1/claims/{id}/resolve":  {newClaim("WALK-RESOLVE"), `{"resolution":"paid"}`},
+		"/v1/claims/{id}/credit":   {newClaim("WALK-CREDIT"), `{"amount":"1.00"}`},
+		"/v1/claims/{id}/debit":    {newClaim("WALK-DEBIT"), `{"amount":"1.00"}`},
+		"/v1/claims/{id}/pause":    {newClaim("WALK-PAUSE"), `{"reason":"walk"}`},
+		"/v1/claims/{id}/resume":   {paused, ``},
+		"/v1/claims/{id}/stop":     {newClaim("WALK-STOP"), `{"reason":"walk"}`},
+		"/v1/claims/{id}/recreate": {resolved, `{"amount":"5.00","original_due_date":"2026-02-01"}`},
+	} {
+		writes[pattern] = w
+	}
+	bodies := map[route]string{{http.MethodPatch, "/v1/claims/{id}"}: `{"portfolio_reference":"walk"}`}
 	attrPath := "/v1/accounts/" + attrs.ID
 	exactPaths := map[route]string{
 		{http.MethodDelete, "/v1/accounts/{id}/debtors/{debtor_id}"}:   attrPath + "/debtors/" + dbt.ID,
@@ -387,6 +411,9 @@ func TestEveryWriteRouteHonoursIdempotencyKey(t *testing.T) {
 		r.Header[1] = strings.ReplaceAll(r.Header[1], " ", "_")
 		if path, ok := exactPaths[rt]; ok {
 			r.Path = path
+		}
+		if b, ok := bodies[rt]; ok {
+			r.Body = b
 		}
 		first := e.send(t, r)
 		require.Less(t, first.Status, 300, "%s %s: %s", rt.Method, rt.Pattern, first.Body)

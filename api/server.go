@@ -132,6 +132,21 @@ func (s *Server) routes() {
 				r.With(s.require("debtors", "read")).Get("/debtors/{id}", s.getDebtor)
 				r.With(s.require("debtors", "write")).Patch("/debtors/{id}", s.updateDebtor)
 
+				// Claims (claims.go).
+				r.With(s.require("claims", "read")).Get("/claims", s.listClaims)
+				r.With(s.require("claims", "write")).Post("/claims", s.createClaim)
+				r.With(s.require("claims", "write")).Post("/claims/import", s.importClaims)
+				r.With(s.require("claims", "read")).Get("/claims/{id}", s.getClaim)
+				r.With(s.require("claims", "write")).Patch("/claims/{id}", s.updateClaim)
+				r.With(s.require("claims", "write")).Post("/claims/{id}/resolve", s.resolveClaim)
+				r.With(s.require("claims", "write")).Post("/claims/{id}/credit", s.creditClaim)
+				r.With(s.require("claims", "write")).Post("/claims/{id}/debit", s.debitClaim)
+				r.With(s.require("claims", "write")).Post("/claims/{id}/pause", s.pauseClaim)
+				r.With(s.require("claims", "write")).Post("/claims/{id}/resume", s.resumeClaim)
+				r.With(s.require("claims", "write")).Post("/claims/{id}/stop", s.stopClaim)
+				r.With(s.require("claims", "write")).Post("/claims/{id}/recreate", s.recreateClaim)
+				r.With(s.require("claims", "read")).Get("/debtors/{id}/claims", s.debtorClaims)
+
 				r.With(s.require("accounts", "read")).Get("/accounts", s.listAccounts)
 				r.With(s.require("accounts", "write")).Post("/accounts", s.createAccount)
 				r.With(s.require("accounts", "read")).Get("/accounts/{id}", s.getAccount)

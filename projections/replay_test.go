@@ -26,6 +26,7 @@ func moneyInstallation(t *testing.T, seed uint64, conns int32) (*pgxpool.Pool, *
 	_, pool := testDB.Isolated(t, conns)
 	store := eventstore.New(pool)
 	projectiontest.MoneyWorkload(t, projectiontest.NewRand(seed), store)
+	projectiontest.ClaimsHistory(t, projectiontest.NewRand(seed^0xc1a1), store, 60) // so that claims is not empty
 	catchUp(t, store, projections.All()...)
 	return pool, store, projections.NewEngine(store)
 }
