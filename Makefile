@@ -5,7 +5,7 @@ GO       ?= go
 GOFLAGS  ?=
 PKGS     := ./...
 
-.PHONY: run build test test-short lint bench clean
+.PHONY: run build test test-short lint bench gobench clean
 
 ## run: start API + relay + workers with zero configuration (./data)
 run:
@@ -29,8 +29,14 @@ lint:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-## bench: Go benchmarks of the hot paths (event-store append and read)
+## bench: end-to-end load benchmark on a fresh database (arrears bench; see
+## README "Performance"); BENCHFLAGS=-quick for a short run
+BENCHFLAGS ?=
 bench:
+	$(GO) run ./cmd/arrears bench $(BENCHFLAGS)
+
+## gobench: Go benchmarks of the hot paths (domain, event-store append, projections)
+gobench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)
 
 clean:

@@ -25,6 +25,7 @@ Commands:
             rebuild; exit status 1 if a chain is broken or a projection differs
   events    export the event store as NDJSON, or import an export into an empty database ("arrears events" for usage)
   keys      create, list and revoke API keys ("arrears keys" for usage)
+  bench     load benchmark on a fresh database: ingest, latency, lag, replay (-quick: short run)
   version   print the version
 
 Configuration comes from environment variables; see README.md.
@@ -56,6 +57,8 @@ func run(ctx context.Context, args []string) error {
 		return keys(ctx, args)
 	case "events":
 		return events(ctx, args)
+	case "bench":
+		return benchCmd(ctx, args)
 	case "verify":
 		if err := noArgs(cmd, args); err != nil {
 			return err
