@@ -84,7 +84,9 @@ func TestClaimStateMachine(t *testing.T) {
 		events []string // nil: refused
 		then   domain.ClaimStatus
 	}
-	ok := func(then domain.ClaimStatus, events ...string) outcome { return outcome{events: append([]string{}, events...), then: then} }
+	ok := func(then domain.ClaimStatus, events ...string) outcome {
+		return outcome{events: append([]string{}, events...), then: then}
+	}
 	refused := outcome{}
 	const (
 		open, paused, resolved, stopped = domain.ClaimOpen, domain.ClaimPaused, domain.ClaimResolved, domain.ClaimStopped
