@@ -74,6 +74,7 @@ func (s *Server) postLedgerEntries(w http.ResponseWriter, r *http.Request) {
 	p := principal(r)
 	var fe []domain.FieldError
 	var refs []string
+	seenRef := map[string]bool{}
 	for i, e := range in.Entries {
 		hasID, hasRef := e.AccountID != nil && *e.AccountID != "", e.AccountReference != nil && strings.TrimSpace(*e.AccountReference) != ""
 		switch {
@@ -82,7 +83,10 @@ func (s *Server) postLedgerEntries(w http.ResponseWriter, r *http.Request) {
 		case hasID && !domain.HasPrefix(*e.AccountID, domain.PrefixAccount):
 			fe = append(fe, domain.FieldError{Field: fmt.Sprintf("entries[%d].account_id", i), Error: "no account " + *e.AccountID})
 		case hasRef:
-			refs = append(refs, strings.TrimSpace(*e.AccountReference))
+			if ref := strings.TrimSpace(*e.AccountReference); !seenRef[ref] {
+				seenRef[ref] = true
+				refs = append(refs, ref)
+			}
 		}
 		if e.Amount == nil {
 			fe = append(fe, domain.FieldError{Field: fmt.Sprintf("entries[%d].amount", i), Error: "is required"})
@@ -90,8 +94,12 @@ func (s *Server) postLedgerEntries(w http.ResponseWriter, r *http.Request) {
 	}
 	byRef := map[string]string{}
 	if len(refs) > 0 {
-		rows, err := s.store.Pool().Query(r.Context(), `SELECT reference, stream_id FROM stream_references
-			WHERE tenant_id = $1 AND sandbox = $2 AND stream_type = $3 AND reference = ANY($4)`, p.TenantID, p.Sandbox(), domain.StreamTypeAccount, refs)
+		// A join with the distinct references, not reference = ANY($4):
+		// with the array a parameter (a prepared statement's generic plan)
+		// that probes the index once per element, ~5x slower for 1,000.
+		rows, err := s.store.Pool().Query(r.Context(), `SELECT r.reference, r.stream_id FROM unnest($4::text[]) AS k (reference)
+			JOIN stream_references r ON r.tenant_id = $1 AND r.sandbox = $2 AND r.stream_type = $3 AND r.reference = k.reference`,
+			p.TenantID, p.Sandbox(), domain.StreamTypeAccount, refs)
 		if err != nil {
 			writeError(w, r, err)
 			return
@@ -177,8 +185,9 @@ func decideEntries(a *domain.Account, p domain.Principal, g *accountEntries, at 
 	ins := make([]domain.EntryInput, len(g.entries))
 	var fe []domain.FieldError
 	for j, e := range g.entries {
-		amount, bad := domain.ParseAmount(fmt.Sprintf("entries[%d].amount", g.index[j]), *e.Amount, a.Currency)
+		amount, bad := domain.ParseAmount("", *e.Amount, a.Currency)
 		if bad != nil {
+			bad.Field = fmt.Sprintf("entries[%d].amount", g.index[j]) // named only when needed: most batches are valid
 			fe = append(fe, *bad)
 			continue
 		}

@@ -5,8 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -40,9 +40,11 @@ const maxAttempts = 5
 // Execute runs commands atomically: each aggregate is loaded, decided on,
 // and all their events appended in ONE transaction, together with whatever
 // then writes in it (e.g. an idempotent response). Writers of a stream are
-// serialised — in this process by a striped lock, across processes by a
-// transaction-scoped advisory lock — and aggregates are cached, so a hot
-// account costs one round trip to catch up, not a reload. A version
+// serialised — in this process by a lock per stream, across processes by a
+// transaction-scoped advisory lock — and aggregates are cached: the locks
+// and catching every aggregate up (and reading the stream heads the append
+// continues) take one round trip however many streams the commands touch,
+// not a reload each. A version
 // conflict (a writer that bypassed Execute) reloads and decides again, at
 // most 5 times. If several commands are invalid, the error lists every
 // problem.
@@ -76,22 +78,33 @@ func (s *Store) execute(ctx context.Context, meta domain.Metadata, cmds []Comman
 		// transaction-scoped advisory lock per stream, in one global order.
 		// Taking it assigns no transaction id, so the loads below still
 		// happen before this transaction's first write (AppendTx's
-		// ordering invariant).
+		// ordering invariant). The lock and the load go in one round trip:
+		// the load runs once the lock is held, on its own snapshot.
 		keys := make([]string, 0, len(cmds))
 		for _, c := range cmds {
 			keys = append(keys, cacheKey(c))
 		}
 		sort.Strings(keys)
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k ORDER BY k`, keys); err != nil {
+		b := &pgx.Batch{}
+		b.Queue(`SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k ORDER BY k`, keys)
+		ld := s.cache.queueLoad(b, cmds)
+		br := tx.SendBatch(ctx, b) // on this transaction's connection: never a second one
+		if _, err := br.Exec(); err != nil {
+			br.Close()
 			return fmt.Errorf("eventstore: lock streams: %w", err)
+		}
+		loaded, lv, heads, err := ld.read(br)
+		if err != nil {
+			br.Close()
+			return err
+		}
+		if err := br.Close(); err != nil {
+			return fmt.Errorf("eventstore: load: %w", err)
 		}
 		appends := make([]StreamAppend, 0, len(cmds))
 		var problems []error
 		for i, c := range cmds {
-			agg, v, err := s.cache.load(ctx, tx, c) // on this transaction's connection: never a second one
-			if err != nil {
-				return err
-			}
+			agg, v := loaded[i], lv[i]
 			aggs[i], versions[i] = agg, v
 			before := agg.AppliedEvents()
 			evs, err := c.Decide(agg)
@@ -110,7 +123,8 @@ func (s *Store) execute(ctx context.Context, meta domain.Metadata, cmds []Comman
 		}
 		if len(appends) > 0 {
 			var err error
-			if recorded, err = s.AppendTx(ctx, tx, meta, appends...); err != nil {
+			// As AppendTx, with the heads the load just read.
+			if recorded, err = s.appendKnown(ctx, tx, meta, appends, heads); err != nil {
 				return err
 			}
 		}
@@ -201,30 +215,59 @@ func mergeProblems(errs []error) error {
 	return merged
 }
 
-// stripes serialises commands on the same stream within this process.
-type stripes struct {
-	seed maphash.Seed
-	mu   [1024]sync.Mutex
+// streamLocks serialises commands on the same stream within this process:
+// one mutex per stream in use (not a fixed set of stripes, which two
+// batches of hundreds of streams would nearly always share, serialising
+// batches of disjoint streams).
+type streamLocks struct {
+	mu sync.Mutex
+	m  map[string]*streamLock
 }
 
-func (l *stripes) lock(cmds []Command) (unlock func()) {
-	idx := make([]int, 0, len(cmds))
-	seen := map[int]bool{}
+type streamLock struct {
+	mu   sync.Mutex
+	refs int // holders and waiters; the entry goes with the last
+}
+
+func (l *streamLocks) lock(cmds []Command) (unlock func()) {
+	keys := make([]string, 0, len(cmds))
+	seen := make(map[string]bool, len(cmds))
 	for _, c := range cmds {
-		i := int(maphash.String(l.seed, c.TenantID+"\x00"+c.StreamID) % uint64(len(l.mu)))
-		if !seen[i] {
-			seen[i] = true
-			idx = append(idx, i)
+		if k := cacheKey(c); !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
 		}
 	}
-	sort.Ints(idx) // one global order: no deadlock between batches
-	for _, i := range idx {
-		l.mu[i].Lock()
+	sort.Strings(keys) // one global order: no deadlock between batches
+	locks := make([]*streamLock, len(keys))
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = map[string]*streamLock{}
+	}
+	for i, k := range keys {
+		sl := l.m[k]
+		if sl == nil {
+			sl = &streamLock{}
+			l.m[k] = sl
+		}
+		sl.refs++
+		locks[i] = sl
+	}
+	l.mu.Unlock()
+	for _, sl := range locks {
+		sl.mu.Lock()
 	}
 	return func() {
-		for j := len(idx) - 1; j >= 0; j-- {
-			l.mu[idx[j]].Unlock()
+		for j := len(locks) - 1; j >= 0; j-- {
+			locks[j].mu.Unlock()
 		}
+		l.mu.Lock()
+		for i, sl := range locks {
+			if sl.refs--; sl.refs == 0 {
+				delete(l.m, keys[i])
+			}
+		}
+		l.mu.Unlock()
 	}
 }
 
@@ -251,33 +294,79 @@ func newAggregateCache(max int) *aggregateCache {
 
 func cacheKey(c Command) string { return c.TenantID + "/" + c.StreamID } // tenant ids never contain "/"
 
-// load returns the aggregate of c at its current version (called under the
-// stream's lock). The entry is taken out of the cache while in use.
-func (ac *aggregateCache) load(ctx context.Context, q querier, c Command) (domain.Aggregate, int64, error) {
+// loading is the load of every command's aggregate, queued in a batch:
+// one query however many streams the commands touch.
+type loading struct {
+	cmds     []Command
+	aggs     []domain.Aggregate
+	versions []int64
+}
+
+// queueLoad queues the load of the aggregate of each command at its
+// stream's current version (called under the streams' locks): cached
+// aggregates are caught up from their version, the others read from the
+// start. Entries are taken out of the cache while in use.
+func (ac *aggregateCache) queueLoad(b *pgx.Batch, cmds []Command) *loading {
+	l := &loading{cmds: cmds, aggs: make([]domain.Aggregate, len(cmds)), versions: make([]int64, len(cmds))}
+	tenants, streams := make([]string, len(cmds)), make([]string, len(cmds))
 	ac.mu.Lock()
-	var agg domain.Aggregate
-	var v int64
-	if el, ok := ac.items[cacheKey(c)]; ok {
-		e := el.Value.(*cached)
-		agg, v = e.agg, e.version
-		ac.order.Remove(el)
-		delete(ac.items, e.key)
+	for i, c := range cmds {
+		if el, ok := ac.items[cacheKey(c)]; ok {
+			e := el.Value.(*cached)
+			l.aggs[i], l.versions[i] = e.agg, e.version
+			ac.order.Remove(el)
+			delete(ac.items, e.key)
+		}
+		tenants[i], streams[i] = c.TenantID, c.StreamID
 	}
 	ac.mu.Unlock()
-	if agg == nil {
-		agg = c.New()
-	}
-	evs, err := readStream(ctx, q, c.TenantID, c.StreamID, v)
-	if err != nil {
-		return nil, 0, err
-	}
-	for _, e := range evs {
-		if err := agg.Apply(e.Type, e.Data); err != nil {
-			return nil, 0, fmt.Errorf("eventstore: load %s: %w", c.StreamID, err)
+	for i, c := range cmds {
+		if l.aggs[i] == nil {
+			l.aggs[i] = c.New()
 		}
-		v = e.StreamVersion
 	}
-	return agg, v, nil
+	// The events after each version, and the one at it (the head a cached
+	// aggregate is at: its hash continues the chain).
+	b.Queue(`
+		SELECT k.n, e.stream_version, e.stream_type, e.hash,
+			CASE WHEN e.stream_version > k.v THEN e.type END, CASE WHEN e.stream_version > k.v THEN e.data END
+		FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS k (t, s, v, n)
+		JOIN events e ON e.tenant_id = k.t AND e.stream_id = k.s AND e.stream_version >= k.v
+		ORDER BY k.n, e.stream_version`, tenants, streams, slices.Clone(l.versions))
+	return l
+}
+
+// read folds the queued load's result into the aggregates and returns
+// them, their versions and their streams' heads.
+func (l *loading) read(br pgx.BatchResults) ([]domain.Aggregate, []int64, map[string]streamHead, error) {
+	rows, err := br.Query()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("eventstore: load: %w", err)
+	}
+	defer rows.Close()
+	heads := make(map[string]streamHead, len(l.cmds))
+	for rows.Next() {
+		var n, version int64
+		var stype string
+		var hash []byte
+		var typ *string
+		var data []byte
+		if err := rows.Scan(&n, &version, &stype, &hash, &typ, &data); err != nil {
+			return nil, nil, nil, fmt.Errorf("eventstore: load: %w", err)
+		}
+		i := n - 1
+		if version > l.versions[i] {
+			if err := l.aggs[i].Apply(*typ, data); err != nil {
+				return nil, nil, nil, fmt.Errorf("eventstore: load %s: %w", l.cmds[i].StreamID, err)
+			}
+			l.versions[i] = version
+		}
+		heads[cacheKey(l.cmds[i])] = streamHead{version: version, typ: stype, hash: hash}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, nil, fmt.Errorf("eventstore: load: %w", err)
+	}
+	return l.aggs, l.versions, heads, nil
 }
 
 func (ac *aggregateCache) put(c Command, agg domain.Aggregate, version int64) {

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"regexp"
 	"strconv"
 	"sync"
@@ -40,7 +39,7 @@ type Store struct {
 	mu       sync.Mutex
 	onAppend []func()
 
-	locks stripes         // serialises commands per stream in this process
+	locks streamLocks     // serialises commands per stream in this process
 	cache *aggregateCache // recently used aggregates
 }
 
@@ -53,7 +52,6 @@ func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = no
 // New returns a Store over pool.
 func New(pool *pgxpool.Pool, opts ...Option) *Store {
 	s := &Store{pool: pool, ids: domain.NewIDGenerator(nil), now: time.Now, cache: newAggregateCache(10_000)}
-	s.locks.seed = maphash.MakeSeed()
 	for _, o := range opts {
 		o(s)
 	}
@@ -117,6 +115,12 @@ type querier interface {
 }
 
 func (s *Store) appendWith(ctx context.Context, q querier, meta domain.Metadata, appends []StreamAppend) ([]domain.Event, error) {
+	return s.appendKnown(ctx, q, meta, appends, nil)
+}
+
+// appendKnown is appendWith given the heads of some streams (by cacheKey),
+// read in the same transaction: those are not read again.
+func (s *Store) appendKnown(ctx context.Context, q querier, meta domain.Metadata, appends []StreamAppend, known map[string]streamHead) ([]domain.Event, error) {
 	if err := validate(appends); err != nil {
 		return nil, fmt.Errorf("eventstore: append: %w", err)
 	}
@@ -129,7 +133,7 @@ func (s *Store) appendWith(ctx context.Context, q querier, meta domain.Metadata,
 		return nil, fmt.Errorf("eventstore: append: metadata: %w", err)
 	}
 
-	prev, err := s.heads(ctx, q, appends)
+	prev, err := s.heads(ctx, q, appends, known)
 	if err != nil {
 		return nil, err
 	}
@@ -216,39 +220,25 @@ func (s *Store) appendWith(ctx context.Context, q querier, meta domain.Metadata,
 
 // heads returns the hash of each stream's head at its expected version, and
 // fails with a version conflict if a stream is not (yet) at that version.
-func (s *Store) heads(ctx context.Context, q querier, appends []StreamAppend) (map[string][]byte, error) {
+// Heads known at the expected version are not read again.
+func (s *Store) heads(ctx context.Context, q querier, appends []StreamAppend, known map[string]streamHead) (map[string][]byte, error) {
 	prev := make(map[string][]byte, len(appends))
+	types := make(map[string]string, len(appends))
 	var tenants, streams []string
 	var versions []int64
 	for _, a := range appends {
-		if a.ExpectedVersion > 0 {
+		if h, ok := known[a.TenantID+"/"+a.StreamID]; ok && a.ExpectedVersion > 0 && h.version == a.ExpectedVersion {
+			prev[a.StreamID], types[a.StreamID] = h.hash, h.typ
+		} else if a.ExpectedVersion > 0 {
 			tenants = append(tenants, a.TenantID)
 			streams = append(streams, a.StreamID)
 			versions = append(versions, a.ExpectedVersion)
 		}
 	}
-	if len(streams) == 0 {
-		return prev, nil
-	}
-	rows, err := q.Query(ctx, `
-		SELECT e.stream_id, e.stream_type, e.hash
-		FROM unnest($1::text[], $2::text[], $3::bigint[]) AS k(tenant_id, stream_id, stream_version)
-		JOIN events e USING (tenant_id, stream_id, stream_version)`, tenants, streams, versions)
-	if err != nil {
-		return nil, fmt.Errorf("eventstore: append: read heads: %w", err)
-	}
-	types := make(map[string]string, len(streams))
-	for rows.Next() {
-		var id, typ string
-		var h []byte
-		if err := rows.Scan(&id, &typ, &h); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("eventstore: append: read heads: %w", err)
+	if len(streams) > 0 {
+		if err := readHeads(ctx, q, tenants, streams, versions, prev, types); err != nil {
+			return nil, err
 		}
-		prev[id], types[id] = h, typ
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("eventstore: append: read heads: %w", err)
 	}
 	for _, a := range appends {
 		if a.ExpectedVersion == 0 {
@@ -263,6 +253,31 @@ func (s *Store) heads(ctx context.Context, q querier, appends []StreamAppend) (m
 		}
 	}
 	return prev, nil
+}
+
+// readHeads reads the hash and type of the given streams' events at the
+// given versions into prev and types.
+func readHeads(ctx context.Context, q querier, tenants, streams []string, versions []int64, prev map[string][]byte, types map[string]string) error {
+	rows, err := q.Query(ctx, `
+		SELECT e.stream_id, e.stream_type, e.hash
+		FROM unnest($1::text[], $2::text[], $3::bigint[]) AS k(tenant_id, stream_id, stream_version)
+		JOIN events e USING (tenant_id, stream_id, stream_version)`, tenants, streams, versions)
+	if err != nil {
+		return fmt.Errorf("eventstore: append: read heads: %w", err)
+	}
+	for rows.Next() {
+		var id, typ string
+		var h []byte
+		if err := rows.Scan(&id, &typ, &h); err != nil {
+			rows.Close()
+			return fmt.Errorf("eventstore: append: read heads: %w", err)
+		}
+		prev[id], types[id] = h, typ
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("eventstore: append: read heads: %w", err)
+	}
+	return nil
 }
 
 var keyDetail = regexp.MustCompile(`=\(([^,]*), ([^,]*), (\d+)\)`)

@@ -8,3 +8,10 @@ func SetShadowBatch(t testing.TB, n int) {
 	shadowBatch = n
 	t.Cleanup(func() { shadowBatch = old })
 }
+
+// SetRebuildPage makes Rebuild fold n events per Apply during t.
+func SetRebuildPage(t testing.TB, n int) {
+	old := rebuildPage
+	rebuildPage = n
+	t.Cleanup(func() { rebuildPage = old })
+}

@@ -3,10 +3,14 @@ package projections
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/shopspring/decimal"
 
 	"github.com/arrears/arrears/domain"
@@ -212,42 +216,88 @@ func (Ledger) Apply(ctx context.Context, tx pgx.Tx, events []domain.Event) error
 	return f.write(ctx, tx)
 }
 
+// decodeAccountEvents decodes the payloads of the account events Ledger
+// folds, in order. A large batch is decoded by several goroutines (each a
+// contiguous part; the result and the error reported, the first in order,
+// are the same): decoding is most of the fold's CPU time, and the database
+// waits for it.
 func decodeAccountEvents(events []domain.Event) ([]decoded, error) {
-	var out []decoded
-	for _, e := range events {
-		if e.StreamType != domain.StreamTypeAccount || !accountEvents[e.Type] {
-			continue
+	var idx []int // of the events Ledger folds
+	for i := range events {
+		if e := &events[i]; e.StreamType == domain.StreamTypeAccount && accountEvents[e.Type] {
+			idx = append(idx, i)
 		}
-		var v any
-		switch e.Type {
-		case domain.EventAccountOpened:
-			v = &domain.AccountOpened{}
-		case domain.EventAccountUpdated:
-			v = &domain.AccountUpdated{}
-		case domain.EventEntryPosted:
-			v = &domain.EntryPosted{}
-		case domain.EventEntryAmended:
-			v = &domain.EntryAmended{}
-		case domain.EventPaymentRecorded:
-			v = &domain.PaymentRecorded{}
-		case domain.EventPaymentProcessed, domain.EventPaymentFailed:
-			v = &domain.PaymentStatusChanged{}
-		case domain.EventPaymentCompleted:
-			v = &domain.PaymentCompletion{}
-		case domain.EventPaymentRefunded, domain.EventPaymentCharged:
-			v = &domain.PaymentReversed{}
+	}
+	out := make([]decoded, len(idx))
+	workers := min(runtime.GOMAXPROCS(0), 4, len(idx)/parallelDecodeMin)
+	if workers <= 1 {
+		for j, i := range idx {
+			if err := decodeAccountEvent(&events[i], &out[j]); err != nil {
+				return nil, err
+			}
 		}
-		if err := json.Unmarshal(e.Data, v); err != nil {
-			return nil, fmt.Errorf("account %s: %s (version %d): %w", e.StreamID, e.Type, e.StreamVersion, err)
+		return out, nil
+	}
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := len(idx)*w/workers, len(idx)*(w+1)/workers
+		wg.Go(func() {
+			for j := lo; j < hi; j++ {
+				if err := decodeAccountEvent(&events[idx[j]], &out[j]); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
 		}
-		out = append(out, decoded{e: e, v: v})
 	}
 	return out, nil
 }
 
+// parallelDecodeMin is the fewest events per goroutine worth decoding in
+// parallel.
+const parallelDecodeMin = 256
+
+func decodeAccountEvent(e *domain.Event, d *decoded) error {
+	var v any
+	switch e.Type {
+	case domain.EventAccountOpened:
+		v = &domain.AccountOpened{}
+	case domain.EventAccountUpdated:
+		v = &domain.AccountUpdated{}
+	case domain.EventEntryPosted:
+		v = &domain.EntryPosted{}
+	case domain.EventEntryAmended:
+		v = &domain.EntryAmended{}
+	case domain.EventPaymentRecorded:
+		v = &domain.PaymentRecorded{}
+	case domain.EventPaymentProcessed, domain.EventPaymentFailed:
+		v = &domain.PaymentStatusChanged{}
+	case domain.EventPaymentCompleted:
+		v = &domain.PaymentCompletion{}
+	case domain.EventPaymentRefunded, domain.EventPaymentCharged:
+		v = &domain.PaymentReversed{}
+	}
+	if err := json.Unmarshal(e.Data, v); err != nil {
+		return fmt.Errorf("account %s: %s (version %d): %w", e.StreamID, e.Type, e.StreamVersion, err)
+	}
+	*d = decoded{e: *e, v: v}
+	return nil
+}
+
 // load reads the rows the events touch: their accounts, every entry they
-// post, allocate to, reverse, amend or charge back, and every payment they
-// record or move — in one round trip.
+// allocate to, reverse, amend or charge back, and every payment they move —
+// in one round trip. Entries posted and payments recorded are new: they
+// are not looked up (thousands of index probes that find nothing); one
+// posted or recorded again in a later batch fails on the table's primary
+// key when the batch is written, as one posted twice in the same batch
+// fails the fold.
 func (f *fold) load(ctx context.Context, tx pgx.Tx, evs []decoded) error {
 	var at, ai, et, ea, er, pt, pi []string
 	seenA, seenE, seenP := map[streamKey]bool{}, map[entryKey]bool{}, map[paymentKey]bool{}
@@ -276,7 +326,8 @@ func (f *fold) load(ctx context.Context, tx pgx.Tx, evs []decoded) error {
 		}
 		switch v := d.v.(type) {
 		case *domain.EntryPosted:
-			entry(e, v.Entry.Reference)
+			// Not the entry itself: it is new (one posted again fails on
+			// the table's key when written).
 			if v.Entry.Kind == domain.KindChargeback && v.Entry.TargetReference != "" {
 				entry(e, v.Entry.TargetReference)
 			}
@@ -286,7 +337,7 @@ func (f *fold) load(ctx context.Context, tx pgx.Tx, evs []decoded) error {
 		case *domain.EntryAmended:
 			entry(e, v.Reference)
 		case *domain.PaymentRecorded:
-			payment(e, v.ID)
+			// New, as a posted entry.
 		case *domain.PaymentStatusChanged:
 			payment(e, v.PaymentID)
 		case *domain.PaymentCompletion:
@@ -833,6 +884,15 @@ func (f *fold) write(ctx context.Context, tx pgx.Tx) error {
 		}
 		if err != nil {
 			br.Close()
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+				switch pgErr.ConstraintName {
+				case "ledger_entries_pkey":
+					return fmt.Errorf("ledger: write: an entry posted twice (%s): %w", pgErr.Detail, err)
+				case "payments_pkey":
+					return fmt.Errorf("ledger: write: a payment recorded twice (%s): %w", pgErr.Detail, err)
+				}
+			}
 			return fmt.Errorf("ledger: write: %w", err)
 		}
 	}

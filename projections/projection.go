@@ -248,7 +248,9 @@ func (en *Engine) CatchUp(ctx context.Context, p Projection, target int64, batch
 // block until it commits, and live runners wait on the checkpoint lock
 // meanwhile. For tests and idle installations; a serving one uses Replay,
 // which builds beside the live tables and swaps. progress, if set, is
-// called after each page of events.
+// called after each page of events. A full page is followed by reading the
+// next one while it is folded. In a history of more than one page, a
+// ReadIndexer's read indexes are dropped for the fold and built at the end.
 func (en *Engine) Rebuild(ctx context.Context, p Projection, progress func(applied int64)) (Checkpoint, error) {
 	var cp Checkpoint
 	err := pgx.BeginFunc(ctx, en.pool, func(tx pgx.Tx) error {
@@ -262,14 +264,36 @@ func (en *Engine) Rebuild(ctx context.Context, p Projection, progress func(appli
 		if _, err := tx.Exec(ctx, `TRUNCATE `+strings.Join(names, ", ")); err != nil {
 			return fmt.Errorf("projections: %s: truncate: %w", p.Name(), err)
 		}
+		var deferred []deferredIndex
+		indexesDeferred := false
 		cp = Checkpoint{}
+		var ahead <-chan page
 		for {
-			evs, err := en.store.ReadAll(ctx, cp.Checkpoint, 5000)
-			if err != nil {
-				return err
+			if ahead == nil {
+				ahead = en.readAhead(ctx, cp.Checkpoint, rebuildPage)
 			}
+			pg := <-ahead
+			ahead = nil
+			if pg.err != nil {
+				return pg.err
+			}
+			evs := pg.events
 			if len(evs) == 0 {
 				break
+			}
+			if len(evs) == rebuildPage {
+				// The next page is read (on another connection) while
+				// this one is folded.
+				ahead = en.readAhead(ctx, evs[len(evs)-1].Checkpoint(), rebuildPage)
+			}
+			if cp.Seq > 0 && !indexesDeferred {
+				// A history of more than one page: the read indexes are
+				// built at the end, not maintained row by row.
+				indexesDeferred = true
+				var err error
+				if deferred, err = dropReadIndexes(ctx, tx, p, names); err != nil {
+					return fmt.Errorf("projections: %s: %w", p.Name(), err)
+				}
 			}
 			if err := p.Apply(ctx, tx, evs); err != nil {
 				return fmt.Errorf("projections: %s: apply: %w", p.Name(), err)
@@ -279,9 +303,33 @@ func (en *Engine) Rebuild(ctx context.Context, p Projection, progress func(appli
 				progress(cp.Seq)
 			}
 		}
+		if err := createIndexes(ctx, tx, deferred); err != nil {
+			return fmt.Errorf("projections: %s: %w", p.Name(), err)
+		}
 		return save(ctx, tx, p.Name(), cp)
 	})
 	return cp, err
+}
+
+// rebuildPage is the number of events Rebuild folds per Apply.
+var rebuildPage = 5000
+
+// page is a page of events read from the event store, or why not.
+type page struct {
+	events []domain.Event
+	err    error
+}
+
+// readAhead reads up to n events after cp in the background (on a
+// connection of its own) and delivers them on the channel it returns.
+// Nobody need receive: the channel holds the page.
+func (en *Engine) readAhead(ctx context.Context, cp domain.Checkpoint, n int) <-chan page {
+	ch := make(chan page, 1)
+	go func() {
+		evs, err := en.store.ReadAll(ctx, cp, n)
+		ch <- page{evs, err}
+	}()
+	return ch
 }
 
 // Dump returns every row of p's tables as JSON text, in key order: the

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,7 +29,10 @@ import (
 //     projection's unqualified SQL writes and reads its own shadow tables,
 //     everything else (events, checkpoints) resolves as usual. A projection
 //     only reads its own tables (the Projection contract), so nothing it
-//     reads comes from a half-built copy of another projection;
+//     reads comes from a half-built copy of another projection. Each
+//     batch's events are read while the previous batch is folded, and in a
+//     history of more than one batch the indexes only readers use
+//     (ReadIndexer) are built after this fold, not maintained row by row;
 //   - Replay then swaps, in ONE short transaction: it takes the projection's
 //     checkpoint lock (live runners pause), catches the shadow up to the end
 //     of readable history, locks the live tables (readers wait only from
@@ -62,7 +66,13 @@ type shadow struct {
 	schema string // the shadow schema
 	tag    string // random part of the schema names
 	tables []liveTable
-	cp     Checkpoint // what the shadow tables hold (committed)
+	cp     Checkpoint  // what the shadow tables hold (committed)
+	ahead  <-chan page // the page after cp, being read (after a full batch)
+	aheadN int         // of at most aheadN events
+	// deferred are the read indexes dropped from the shadow tables until
+	// the history is folded.
+	deferred        []deferredIndex
+	indexesDeferred bool
 }
 
 // liveTable is one of a projection's tables: where it lives and its oid.
@@ -158,6 +168,58 @@ func (en *Engine) openShadow(ctx context.Context, p Projection, purpose string) 
 		}
 	}
 	return s, nil
+}
+
+// deferIndexes drops the shadow tables' read indexes (ReadIndexer) until
+// buildIndexes: once.
+func (s *shadow) deferIndexes(ctx context.Context) error {
+	if s.indexesDeferred {
+		return nil
+	}
+	s.indexesDeferred = true
+	names := make([]string, len(s.tables))
+	for i, t := range s.tables {
+		names[i] = s.table(t)
+	}
+	var err error
+	s.deferred, err = dropReadIndexes(ctx, s.conn, s.p, names)
+	return err
+}
+
+// buildIndexes builds the read indexes deferIndexes dropped, two at a
+// time (the shadow's connection and one of the pool's: index builds of a
+// table only share-lock it, and the fold is done).
+func (s *shadow) buildIndexes(ctx context.Context) error {
+	var (
+		mu   sync.Mutex
+		next int
+		errs [2]error
+		wg   sync.WaitGroup
+	)
+	work := func(q sqlConn) error {
+		for {
+			mu.Lock()
+			i := next
+			next++
+			mu.Unlock()
+			if i >= len(s.deferred) {
+				return nil
+			}
+			if err := createIndexes(ctx, q, s.deferred[i:i+1]); err != nil {
+				return err
+			}
+		}
+	}
+	wg.Go(func() { errs[0] = work(s.conn) })
+	if len(s.deferred) > 1 {
+		wg.Go(func() { errs[1] = work(s.en.pool) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs[:]...); err != nil {
+		return err
+	}
+	s.deferred = nil
+	return nil
 }
 
 // swappable refuses a table that a move to another schema would not carry
@@ -480,10 +542,29 @@ func (s *shadow) step(ctx context.Context, tx pgx.Tx, from Checkpoint, n int) (C
 }
 
 // batch folds up to n events into the shadow in a transaction of its own
-// and returns how many it folded.
+// and returns how many it folded. After a full batch it reads the next one
+// (on another connection) while it folds this one.
 func (s *shadow) batch(ctx context.Context, n int) (int, error) {
-	var cp Checkpoint
-	var done int
+	if n <= 0 {
+		return 0, nil
+	}
+	ahead := s.ahead
+	if ahead == nil || s.aheadN != n { // (a page of another size would overshoot a verify's target)
+		ahead = s.en.readAhead(ctx, s.cp.Checkpoint, n)
+	}
+	s.ahead = nil
+	pg := <-ahead
+	if pg.err != nil {
+		return 0, pg.err
+	}
+	evs := pg.events
+	if len(evs) == 0 {
+		return 0, nil
+	}
+	cp := Checkpoint{Seq: s.cp.Seq + int64(len(evs)), Checkpoint: evs[len(evs)-1].Checkpoint()}
+	if len(evs) == n {
+		s.ahead, s.aheadN = s.en.readAhead(ctx, cp.Checkpoint, n), n
+	}
 	err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
 		// A crash loses the shadow anyway: no need to wait for the disk.
 		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
@@ -492,15 +573,17 @@ func (s *shadow) batch(ctx context.Context, n int) (int, error) {
 		if err := s.usePath(ctx, tx); err != nil {
 			return err
 		}
-		var err error
-		cp, done, err = s.step(ctx, tx, s.cp, n)
-		return err
+		if err := s.p.Apply(ctx, tx, evs); err != nil {
+			return fmt.Errorf("apply: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
+		s.ahead = nil
 		return 0, err
 	}
 	s.cp = cp
-	return done, nil
+	return len(evs), nil
 }
 
 // close drops the shadow schema, releases the replay lock and the
@@ -573,9 +656,17 @@ func (en *Engine) replay(ctx context.Context, p Projection, progress func(done, 
 			if n < shadowBatch {
 				return nil
 			}
+			// A history of more than one batch: the read indexes are
+			// built at the end of this fold, not maintained row by row.
+			if err := s.deferIndexes(ctx); err != nil {
+				return err
+			}
 		}
 	}
 	if err := fold(); err != nil {
+		return s.cp, err
+	}
+	if err := s.buildIndexes(ctx); err != nil {
 		return s.cp, err
 	}
 	// Statistics before the tables serve reads; then the events appended

@@ -182,20 +182,13 @@ const statementLines = `
 	SELECT acct.t, acct.i, acct.sandbox, acct.currency, p.reversed_at, p.amount, 0
 	FROM acct JOIN payments p ON p.tenant_id = acct.t AND p.account_id = acct.id AND p.reversed_at IS NOT NULL`
 
-// queueStatements writes the statements the batch changed: deltas added,
+// queueStatements writes the statements the batch changed: deltas added
+// and the balances and status re-chained from the first month they change,
 // restated debtors recomputed from the tables (queued after the writes of
-// the tables, so it reads them), then the balances and status of every
-// month of each debtor it touched.
+// the tables, so it reads them) with their balances and status. Each row
+// is written at most once.
 func (f *fold) queueStatements(queue func(want int, sql string, args ...any)) {
 	deltas := f.statementDeltas()
-	var touched []debtorKey
-	seen := map[debtorKey]bool{}
-	touch := func(k debtorKey) {
-		if !seen[k] {
-			seen[k] = true
-			touched = append(touched, k)
-		}
-	}
 	keys := make([]statementKey, 0, len(deltas))
 	for k := range deltas {
 		keys = append(keys, k)
@@ -222,60 +215,95 @@ func (f *fold) queueStatements(queue func(want int, sql string, args ...any)) {
 		}
 		for _, k := range keys {
 			d := deltas[k]
-			touch(debtorKey{k.tenant, k.debtor})
 			c.tenant, c.id, c.debtor = append(c.tenant, k.tenant), append(c.id, domain.StatementID(k.debtor, k.month, k.currency)), append(c.debtor, k.debtor)
 			c.currency, c.month, c.sandbox = append(c.currency, k.currency), append(c.month, k.month), append(c.sandbox, d.sandbox)
 			c.charges, c.credits, c.due = append(c.charges, d.charges.String()), append(c.credits, d.credits.String()), append(c.due, d.due.String())
 			c.lines, c.last = append(c.lines, int32(d.lines)), append(c.last, d.last)
 		}
+		// One statement adds the deltas and re-chains: for each debtor and
+		// currency it reads the rows from the first changed month on and the
+		// closing balance of the month before, and writes every row whose
+		// values change once, balances and status included. Earlier months
+		// keep their balances: nothing before the first changed month moved.
 		// A delta without a new line (an allocation, an amendment) leaves
 		// last_activity_at as it is: -infinity never wins greatest().
-		queue(len(keys), `
-			INSERT INTO statements AS s (tenant_id, id, sandbox, debtor_id, currency, month, charges, credits, due, line_count, last_activity_at)
-			SELECT t, i, sb, d, c, m, trim_scale(ch::numeric), trim_scale(cr::numeric), trim_scale(du::numeric), n, coalesce(la, '-infinity')
-			FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-				$10::integer[], $11::timestamptz[]) AS x (t, i, sb, d, c, m, ch, cr, du, n, la)
-			ON CONFLICT (tenant_id, id) DO UPDATE SET sandbox = s.sandbox OR EXCLUDED.sandbox, charges = trim_scale(s.charges + EXCLUDED.charges),
-				credits = trim_scale(s.credits + EXCLUDED.credits), due = trim_scale(s.due + EXCLUDED.due), line_count = s.line_count + EXCLUDED.line_count,
-				last_activity_at = greatest(s.last_activity_at, EXCLUDED.last_activity_at)`,
+		queue(-1, addStatementDeltas,
 			c.tenant, c.id, c.sandbox, c.debtor, c.currency, c.month, c.charges, c.credits, c.due, c.lines, c.last)
 	}
 
 	if len(f.restate) > 0 {
 		var rt, ri []string
 		for k := range f.restate {
-			touch(k)
 			rt, ri = append(rt, k.tenant), append(ri, k.id)
 		}
 		queue(-1, `DELETE FROM statements s USING unnest($1::text[], $2::text[]) AS d (t, i) WHERE s.tenant_id = d.t AND s.debtor_id = d.i`, rt, ri)
 		queue(-1, `
-			INSERT INTO statements (tenant_id, id, sandbox, debtor_id, currency, month, charges, credits, due, line_count, last_activity_at)
-			SELECT t, 'stm_' || substr(i, 5) || '-' || m || '-' || currency, bool_or(sandbox), i, currency, m,
-				trim_scale(coalesce(sum(amount) FILTER (WHERE amount > 0), 0)), trim_scale(coalesce(-sum(amount) FILTER (WHERE amount < 0), 0)),
-				trim_scale(sum(remaining)), count(*), max(at)
-			FROM (SELECT *, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM') AS m FROM (`+statementLines+`) l) lines
-			GROUP BY t, i, currency, m`, rt, ri)
-	}
-
-	if len(touched) == 0 {
-		return
-	}
-	tt, ti := make([]string, len(touched)), make([]string, len(touched))
-	for i, k := range touched {
-		tt[i], ti[i] = k.tenant, k.id
-	}
-	queue(-1, `
-		UPDATE statements s SET opening_balance = w.opening, closing_balance = w.closing, status = w.status
-		FROM (
-			SELECT tenant_id, id, trim_scale(closing) AS closing, trim_scale(closing - net) AS opening, status
+			INSERT INTO statements (tenant_id, id, sandbox, debtor_id, currency, month, charges, credits, due, line_count, last_activity_at,
+				opening_balance, closing_balance, status)
+			SELECT t, id, sb, i, currency, m, ch, cr, du, n, la, trim_scale(closing - (ch - cr)), trim_scale(closing), `+statementStatus+`
 			FROM (
-				SELECT st.tenant_id, st.id, st.charges - st.credits AS net,
-					sum(st.charges - st.credits) OVER (PARTITION BY st.tenant_id, st.debtor_id, st.currency ORDER BY st.month) AS closing,
-					CASE WHEN st.due = 0 THEN 'paid' WHEN st.due = st.charges THEN 'open' ELSE 'partially_paid' END AS status
-				FROM statements st JOIN unnest($1::text[], $2::text[]) AS d (t, i) ON st.tenant_id = d.t AND st.debtor_id = d.i
-			) x
-		) w
-		WHERE s.tenant_id = w.tenant_id AND s.id = w.id
-		  AND (s.opening_balance::text, s.closing_balance::text, s.status) IS DISTINCT FROM (w.opening::text, w.closing::text, w.status)`,
-		tt, ti)
+				SELECT g.*, sum(ch - cr) OVER (PARTITION BY t, i, currency ORDER BY m) AS closing
+				FROM (
+					SELECT t, 'stm_' || substr(i, 5) || '-' || m || '-' || currency AS id, bool_or(sandbox) AS sb, i, currency, m,
+						trim_scale(coalesce(sum(amount) FILTER (WHERE amount > 0), 0)) AS ch, trim_scale(coalesce(-sum(amount) FILTER (WHERE amount < 0), 0)) AS cr,
+						trim_scale(sum(remaining)) AS du, count(*) AS n, max(at) AS la
+					FROM (SELECT *, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM') AS m FROM (`+statementLines+`) l) lines
+					GROUP BY t, i, currency, m
+				) g
+			) w`, rt, ri)
+	}
 }
+
+// statementStatus is a statement's status from its due and charges.
+const statementStatus = `CASE WHEN du = 0 THEN 'paid' WHEN du = ch THEN 'open' ELSE 'partially_paid' END`
+
+// addStatementDeltas adds the deltas in unnest($1 … $11) (one per statement,
+// at most one per key) to their statements and re-chains the balances of
+// each debtor's currency from the first month a delta changes: opening is
+// the closing of the month before (0 for the first), closing is opening
+// plus the month's charges less its credits. Rows are only written if a
+// delta changes them or their balances or status move.
+const addStatementDeltas = `
+	WITH x AS (
+		SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+			$10::integer[], $11::timestamptz[]) AS x (t, i, sb, d, c, m, ch, cr, du, n, la)
+	),
+	k AS (
+		SELECT t, d, c, min(m) AS m0 FROM x GROUP BY t, d, c
+	),
+	base AS (
+		SELECT k.*, coalesce((SELECT s.closing_balance FROM statements s
+			WHERE s.tenant_id = k.t AND s.debtor_id = k.d AND s.currency = k.c AND s.month < k.m0
+			ORDER BY s.month DESC LIMIT 1), 0) AS closing0
+		FROM k
+	),
+	old AS (
+		SELECT s.* FROM k JOIN statements s ON s.tenant_id = k.t AND s.debtor_id = k.d AND s.currency = k.c AND s.month >= k.m0
+	),
+	merged AS (
+		SELECT coalesce(o.tenant_id, x.t) AS t, coalesce(o.id, x.i) AS id, coalesce(o.debtor_id, x.d) AS d, coalesce(o.currency, x.c) AS c,
+			coalesce(o.month, x.m) AS m, x.t IS NOT NULL AS changed,
+			coalesce(o.sandbox, false) OR coalesce(x.sb, false) AS sb,
+			trim_scale(coalesce(o.charges, 0) + coalesce(x.ch::numeric, 0)) AS ch,
+			trim_scale(coalesce(o.credits, 0) + coalesce(x.cr::numeric, 0)) AS cr,
+			trim_scale(coalesce(o.due, 0) + coalesce(x.du::numeric, 0)) AS du,
+			coalesce(o.line_count, 0) + coalesce(x.n, 0) AS n,
+			CASE WHEN o.id IS NULL THEN coalesce(x.la, '-infinity') ELSE greatest(o.last_activity_at, coalesce(x.la, '-infinity')) END AS la,
+			o.opening_balance AS opening0, o.closing_balance AS closing0, o.status AS status0
+		FROM old o FULL JOIN x ON o.tenant_id = x.t AND o.id = x.i
+	),
+	chained AS (
+		SELECT merged.*, trim_scale(b.closing0 + sum(ch - cr) OVER (PARTITION BY merged.t, merged.d, merged.c ORDER BY merged.m)) AS closing
+		FROM merged JOIN base b ON b.t = merged.t AND b.d = merged.d AND b.c = merged.c
+	),
+	w AS (
+		SELECT chained.*, trim_scale(closing - (ch - cr)) AS opening, ` + statementStatus + ` AS status FROM chained
+	)
+	INSERT INTO statements AS s (tenant_id, id, sandbox, debtor_id, currency, month, charges, credits, due, line_count, last_activity_at,
+		opening_balance, closing_balance, status)
+	SELECT t, id, sb, d, c, m, ch, cr, du, n, la, opening, closing, status FROM w
+	WHERE changed OR (opening0::text, closing0::text, status0) IS DISTINCT FROM (opening::text, closing::text, status)
+	ORDER BY t, id
+	ON CONFLICT (tenant_id, id) DO UPDATE SET sandbox = EXCLUDED.sandbox, charges = EXCLUDED.charges, credits = EXCLUDED.credits,
+		due = EXCLUDED.due, line_count = EXCLUDED.line_count, last_activity_at = EXCLUDED.last_activity_at,
+		opening_balance = EXCLUDED.opening_balance, closing_balance = EXCLUDED.closing_balance, status = EXCLUDED.status`
