@@ -26,21 +26,7 @@ import (
 func BenchmarkRequests(b *testing.B) {
 	_, pool := testDB.Isolated(b, 8)
 	store := eventstore.New(pool)
-	ctx := context.Background()
-	var secret string
-	if err := store.WithTx(ctx, func(tx pgx.Tx) error {
-		t, _, err := store.CreateTenantTx(ctx, tx, "Bench", domain.Metadata{})
-		if err != nil {
-			return err
-		}
-		_, secret, _, err = store.CreateKeyTx(ctx, tx, eventstore.NewKey{TenantID: t.ID, Mode: domain.ModeLive}, domain.Metadata{})
-		return err
-	}); err != nil {
-		b.Fatal(err)
-	}
-	srv := httptest.NewServer(api.NewServer(api.Deps{Log: logger, Store: store, Auth: eventstore.NewAuthenticator(store), Config: api.Config{RateLimit: generous}}))
-	defer srv.Close()
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	srv, secret, client := benchServer(b, store)
 	for _, c := range []struct{ name, path, key string }{
 		{"baseline_healthz", "/healthz", ""},
 		{"organization", "/v1/organization", secret},
@@ -83,20 +69,7 @@ func BenchmarkBatchIngest(b *testing.B) {
 	_, pool := testDB.Isolated(b, 16)
 	store := eventstore.New(pool)
 	ctx := context.Background()
-	var secret string
-	if err := store.WithTx(ctx, func(tx pgx.Tx) error {
-		t, _, err := store.CreateTenantTx(ctx, tx, "Bench", domain.Metadata{})
-		if err != nil {
-			return err
-		}
-		_, secret, _, err = store.CreateKeyTx(ctx, tx, eventstore.NewKey{TenantID: t.ID, Mode: domain.ModeLive}, domain.Metadata{})
-		return err
-	}); err != nil {
-		b.Fatal(err)
-	}
-	srv := httptest.NewServer(api.NewServer(api.Deps{Log: logger, Store: store, Auth: eventstore.NewAuthenticator(store), Config: api.Config{RateLimit: generous}}))
-	defer srv.Close()
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	srv, secret, client := benchServer(b, store)
 	post := func(path string, body []byte, want int) ([]byte, error) {
 		req, _ := http.NewRequest("POST", srv.URL+path, bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+secret)
@@ -193,4 +166,24 @@ func runClients(b *testing.B, clients int, f func(client int) error) {
 		})
 	}
 	wg.Wait()
+}
+
+// benchServer serves the API over store with a live key of a new tenant
+// (its secret returned) and a client keeping up to 64 connections.
+func benchServer(b *testing.B, store *eventstore.Store) (*httptest.Server, string, *http.Client) {
+	ctx := context.Background()
+	var secret string
+	if err := store.WithTx(ctx, func(tx pgx.Tx) error {
+		t, _, err := store.CreateTenantTx(ctx, tx, "Bench", domain.Metadata{})
+		if err != nil {
+			return err
+		}
+		_, secret, _, err = store.CreateKeyTx(ctx, tx, eventstore.NewKey{TenantID: t.ID, Mode: domain.ModeLive}, domain.Metadata{})
+		return err
+	}); err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(api.NewServer(api.Deps{Log: logger, Store: store, Auth: eventstore.NewAuthenticator(store), Config: api.Config{RateLimit: generous}}))
+	b.Cleanup(srv.Close)
+	return srv, secret, &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 }

@@ -807,16 +807,9 @@ func parseClaimFilter(r *http.Request) (claimFilter, error) {
 // primary debtor), ?portfolio=, ?reference= and ?overdue= (true: open or
 // paused with days past due > 0 today, UTC).
 func (s *Server) listClaims(w http.ResponseWriter, r *http.Request) {
-	pg, err := parsePage(r)
 	var f claimFilter
-	if err == nil {
-		f, err = parseClaimFilter(r)
-	}
-	if err == nil {
-		err = s.awaitPosition(r, "claims")
-	}
-	if err != nil {
-		writeError(w, r, err)
+	pg, ok := s.startList(w, r, func() (err error) { f, err = parseClaimFilter(r); return err }, "claims")
+	if !ok {
 		return
 	}
 	p := principal(r)

@@ -79,6 +79,24 @@ func newList[T any](items []T, limit int, key func(T) string) list[T] {
 	return l
 }
 
+// startList begins a list request: it parses the page, then the filters
+// (parse, if any), then waits for ?min_position= on projections; on the
+// first error it answers it and returns false.
+func (s *Server) startList(w http.ResponseWriter, r *http.Request, parse func() error, projections ...string) (page, bool) {
+	pg, err := parsePage(r)
+	if err == nil && parse != nil {
+		err = parse()
+	}
+	if err == nil {
+		err = s.awaitPosition(r, projections...)
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return pg, false
+	}
+	return pg, true
+}
+
 // collect scans every row of a list query (rows and err as Query returned
 // them) with scan, closing rows.
 func collect[T any](rows pgx.Rows, err error, scan func(rowScanner) (T, error)) ([]T, error) {

@@ -279,16 +279,9 @@ func parsePaymentFilter(q url.Values) (paymentFilter, error) {
 // filters of parsePaymentFilter.
 func (s *Server) listPayments(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	pg, err := parsePage(r)
 	var f paymentFilter
-	if err == nil {
-		f, err = parsePaymentFilter(q)
-	}
-	if err == nil {
-		err = s.awaitPosition(r, "ledger")
-	}
-	if err != nil {
-		writeError(w, r, err)
+	pg, ok := s.startList(w, r, func() (err error) { f, err = parsePaymentFilter(q); return err }, "ledger")
+	if !ok {
 		return
 	}
 	f.accountID, f.debtorID = strings.TrimSpace(q.Get("account_id")), strings.TrimSpace(q.Get("debtor_id"))
@@ -299,16 +292,9 @@ func (s *Server) listPayments(w http.ResponseWriter, r *http.Request) {
 // payments by id (oldest first), from the ledger projection, filtered as
 // parsePaymentFilter reads.
 func (s *Server) listAccountPayments(w http.ResponseWriter, r *http.Request) {
-	pg, err := parsePage(r)
 	var f paymentFilter
-	if err == nil {
-		f, err = parsePaymentFilter(r.URL.Query())
-	}
-	if err == nil {
-		err = s.awaitPosition(r, "ledger")
-	}
-	if err != nil {
-		writeError(w, r, err)
+	pg, ok := s.startList(w, r, func() (err error) { f, err = parsePaymentFilter(r.URL.Query()); return err }, "ledger")
+	if !ok {
 		return
 	}
 	f.accountID = chi.URLParam(r, "id")

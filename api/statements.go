@@ -103,18 +103,11 @@ func (f *queryFilters) err(what string) error {
 // caller's tenant and mode, oldest first, filtered by account_id,
 // debtor_id, kind (comma-separated), from and to (dates, UTC, inclusive).
 func (s *Server) listTransactions(w http.ResponseWriter, r *http.Request) {
-	pg, err := parsePage(r)
 	f := &queryFilters{r: r}
 	account, debtor := f.text("account_id"), f.text("debtor_id")
 	kinds, from, to := f.oneOf("kind", transactionKinds), f.date("from"), f.date("to")
-	if err == nil {
-		err = f.err("transaction")
-	}
-	if err == nil {
-		err = s.awaitPosition(r, "ledger")
-	}
-	if err != nil {
-		writeError(w, r, err)
+	pg, ok := s.startList(w, r, func() error { return f.err("transaction") }, "ledger")
+	if !ok {
 		return
 	}
 	p := principal(r)
@@ -220,19 +213,12 @@ func scanStatement(row rowScanner) (statementView, error) {
 // first), filtered by debtor_id, status (comma-separated), currency, and
 // from and to (months, inclusive).
 func (s *Server) listStatements(w http.ResponseWriter, r *http.Request) {
-	pg, err := parsePage(r)
 	f := &queryFilters{r: r}
 	debtor, currency := f.text("debtor_id"), f.text("currency")
 	statuses := f.oneOf("status", []string{string(domain.StatementOpen), string(domain.StatementPartiallyPaid), string(domain.StatementPaid)})
 	from, to := f.month("from"), f.month("to")
-	if err == nil {
-		err = f.err("statement")
-	}
-	if err == nil {
-		err = s.awaitPosition(r, "ledger")
-	}
-	if err != nil {
-		writeError(w, r, err)
+	pg, ok := s.startList(w, r, func() error { return f.err("statement") }, "ledger")
+	if !ok {
 		return
 	}
 	p := principal(r)
