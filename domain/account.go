@@ -150,6 +150,8 @@ type Account struct {
 	// Credit is credit not allocated to any debit (from negative adjustments
 	// larger than what was owed); it is applied to the next debits.
 	Credit decimal.Decimal
+	// Triggers counts the custom triggers recorded against the account.
+	Triggers int
 
 	pending  decimal.Decimal // payments pending or processing: reserved()
 	byRef    map[string]*Entry

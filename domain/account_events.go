@@ -133,6 +133,12 @@ func (a *Account) Apply(typ string, data json.RawMessage) error {
 		a.UpdatedAt = e.At
 		a.Opened, a.Reference, a.Currency, a.DebtorIDs, a.Sandbox, a.OpenedAt = true, e.Reference, e.Currency, e.DebtorIDs, e.Sandbox, e.At
 		a.Products, a.Scores, a.Mandates, a.Meta = e.Products, e.Scores, e.Mandates, e.Meta
+	case EventAccountTriggered:
+		var e Triggered
+		if err := json.Unmarshal(data, &e); err != nil {
+			return fail(err)
+		}
+		a.Triggers++
 	case EventAccountUpdated:
 		var e AccountUpdated
 		if err := json.Unmarshal(data, &e); err != nil {

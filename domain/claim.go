@@ -57,6 +57,11 @@ const (
 	EventClaimOverdue   = "claim.overdue"
 )
 
+// EventClaimPaymentReversed: a payment allocated to a managed claim was
+// refunded or charged back in the ledger (data ClaimAmountChanged): paid
+// falls and the amount rises by its amount.
+const EventClaimPaymentReversed = "claim.payment_reversed"
+
 // ClaimInput is a claim as created (or recreated): its amount is in major
 // units of its currency.
 type ClaimInput struct {
@@ -151,6 +156,8 @@ type Claim struct {
 	StatusReason   string
 	Overdue        []int // thresholds already recorded since the last (re)creation
 	Recreations    int
+	Promises       []Promise // promises to pay, oldest first
+	Triggers       int       // custom triggers recorded
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 	ResolvedAt     *time.Time
@@ -237,6 +244,13 @@ func (c *Claim) Create(in ClaimInput, sandbox bool, at time.Time) ([]NewEvent, e
 // Recreate restarts a resolved or stopped claim's life cycle with new
 // content (its reference and account stay).
 func (c *Claim) Recreate(in ClaimInput, at time.Time) ([]NewEvent, error) {
+	if err := c.refuseManaged("a recreate"); err != nil {
+		return nil, err
+	}
+	return c.recreate(in, at)
+}
+
+func (c *Claim) recreate(in ClaimInput, at time.Time) ([]NewEvent, error) {
 	if err := c.mustBe("recreate", ClaimResolved, ClaimStopped); err != nil {
 		return nil, err
 	}
@@ -306,6 +320,11 @@ func (c *Claim) Update(f ClaimFields, at time.Time) ([]NewEvent, error) {
 	if len(fe) > 0 {
 		return nil, Invalid("invalid claim update", fe...)
 	}
+	if managed := managedFields(u); len(managed) > 0 {
+		if err := c.refuseManaged("an update of "+strings.Join(managed, " and "), managed...); err != nil {
+			return nil, err
+		}
+	}
 	if !changed {
 		return nil, nil
 	}
@@ -330,6 +349,9 @@ func (c *Claim) amountOf(amount decimal.Decimal) error {
 // Credit lowers the claim's amount (never below zero); reaching zero
 // resolves it as paid.
 func (c *Claim) Credit(amount decimal.Decimal, reason string, at time.Time) ([]NewEvent, error) {
+	if err := c.refuseManaged("a credit", "amount"); err != nil {
+		return nil, err
+	}
 	return c.lower(EventClaimCredited, "credit", amount, reason, "", at)
 }
 
@@ -353,6 +375,9 @@ func (c *Claim) lower(typ, command string, amount decimal.Decimal, reason, payme
 	if err := c.record(&out, typ, ClaimAmountChanged{Amount: amount, Reason: reason, PaymentID: paymentID, At: at}); err != nil {
 		return nil, err
 	}
+	if err := c.keepPromise(&out, at); err != nil {
+		return nil, err
+	}
 	if c.Amount.IsZero() {
 		if err := c.record(&out, EventClaimResolved, ClaimStatusChanged{Resolution: ResolutionPaid, Reason: "amount reached zero", At: at}); err != nil {
 			return nil, err
@@ -363,6 +388,13 @@ func (c *Claim) lower(typ, command string, amount decimal.Decimal, reason, payme
 
 // Debit raises the claim's amount.
 func (c *Claim) Debit(amount decimal.Decimal, reason string, at time.Time) ([]NewEvent, error) {
+	if err := c.refuseManaged("a debit", "amount"); err != nil {
+		return nil, err
+	}
+	return c.debit(amount, reason, at)
+}
+
+func (c *Claim) debit(amount decimal.Decimal, reason string, at time.Time) ([]NewEvent, error) {
 	if err := c.mustBe("debit", ClaimOpen, ClaimPaused); err != nil {
 		return nil, err
 	}
@@ -401,6 +433,14 @@ func (c *Claim) Resolve(resolution ClaimResolution, reason string, at time.Time)
 		return nil, Invalid("invalid resolution", FieldError{Field: "resolution", Error: "must be one of paid, sold, fraudulent, discarded, discharged, invalidated"})
 	}
 	var out []NewEvent
+	if p := c.ActivePromise(); p != nil && resolution == ResolutionPaid {
+		// Resolved as paid: the debtor kept their word.
+		if err := c.record(&out, EventPromiseKept, PromiseDecided{PromiseID: p.ID, Progress: c.reduced().Sub(p.ReducedAt0), Reason: "claim resolved as paid", At: at}); err != nil {
+			return nil, err
+		}
+	} else if err := c.cancelPromise(&out, "claim resolved: "+string(resolution), at); err != nil {
+		return nil, err
+	}
 	return out, c.record(&out, EventClaimResolved, ClaimStatusChanged{Resolution: resolution, Reason: reason, At: at})
 }
 
@@ -411,6 +451,9 @@ func (c *Claim) Stop(reason string, at time.Time) ([]NewEvent, error) {
 		return nil, err
 	}
 	var out []NewEvent
+	if err := c.cancelPromise(&out, "claim stopped", at); err != nil {
+		return nil, err
+	}
 	return out, c.record(&out, EventClaimStopped, ClaimStatusChanged{Reason: reason, At: at})
 }
 
@@ -496,7 +539,7 @@ func (c *Claim) Apply(typ string, data json.RawMessage) error {
 			c.Meta = e.Meta
 		}
 		c.UpdatedAt = e.At
-	case EventClaimCredited, EventClaimDebited, EventClaimPaid:
+	case EventClaimCredited, EventClaimDebited, EventClaimPaid, EventClaimPaymentReversed:
 		var e ClaimAmountChanged
 		if err := json.Unmarshal(data, &e); err != nil {
 			return fail(err)
@@ -506,6 +549,8 @@ func (c *Claim) Apply(typ string, data json.RawMessage) error {
 			c.Credits, c.Amount = c.Credits.Add(e.Amount), c.Amount.Sub(e.Amount)
 		case EventClaimDebited:
 			c.Debits, c.Amount = c.Debits.Add(e.Amount), c.Amount.Add(e.Amount)
+		case EventClaimPaymentReversed:
+			c.Paid, c.Amount = c.Paid.Sub(e.Amount), c.Amount.Add(e.Amount)
 		default:
 			c.Paid, c.Amount = c.Paid.Add(e.Amount), c.Amount.Sub(e.Amount)
 		}
@@ -535,7 +580,13 @@ func (c *Claim) Apply(typ string, data json.RawMessage) error {
 		c.Overdue = append(c.Overdue, e.Threshold)
 		c.UpdatedAt = e.At
 	default:
-		return fail(fmt.Errorf("unknown event type"))
+		handled, err := c.applyCollection(typ, data)
+		if err != nil {
+			return fail(err)
+		}
+		if !handled {
+			return fail(fmt.Errorf("unknown event type"))
+		}
 	}
 	c.Version++
 	return nil

@@ -31,3 +31,6 @@ func (d Date) Time() time.Time {
 func (d Date) DaysAfter(o Date) int {
 	return int(d.Time().Sub(o.Time()).Hours() / 24)
 }
+
+// AddDays returns the date n days after d (before, if n is negative).
+func (d Date) AddDays(n int) Date { return DateOf(d.Time().AddDate(0, 0, n)) }
