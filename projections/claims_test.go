@@ -117,6 +117,8 @@ func requireSameClaim(t *testing.T, want, got *domain.Claim) {
 	assert.Equal(t, want.StatusReason, got.StatusReason, id)
 	assert.Equal(t, j(want.Overdue), j(got.Overdue), id)
 	assert.Equal(t, want.Recreations, got.Recreations, id)
+	assert.Equal(t, j(want.Promises), j(got.Promises), "%s promises", id)
+	assert.Equal(t, want.Triggers, got.Triggers, "%s triggers", id)
 	assert.Equal(t, at(want.CreatedAt), at(got.CreatedAt), id)
 	assert.Equal(t, at(want.UpdatedAt), at(got.UpdatedAt), id)
 	require.Equal(t, want.ResolvedAt == nil, got.ResolvedAt == nil, id)

@@ -51,6 +51,7 @@ var accountEvents = map[string]bool{
 	domain.EventEntryPosted: true, domain.EventEntryAmended: true,
 	domain.EventPaymentRecorded: true, domain.EventPaymentProcessed: true, domain.EventPaymentCompleted: true,
 	domain.EventPaymentFailed: true, domain.EventPaymentRefunded: true, domain.EventPaymentCharged: true,
+	domain.EventAccountTriggered: true, // advances the version only
 }
 
 type streamKey struct{ tenant, id string }
@@ -283,6 +284,8 @@ func decodeAccountEvent(e *domain.Event, d *decoded) error {
 		v = &domain.PaymentCompletion{}
 	case domain.EventPaymentRefunded, domain.EventPaymentCharged:
 		v = &domain.PaymentReversed{}
+	case domain.EventAccountTriggered:
+		v = &domain.Triggered{}
 	}
 	if err := json.Unmarshal(e.Data, v); err != nil {
 		return fmt.Errorf("account %s: %s (version %d): %w", e.StreamID, e.Type, e.StreamVersion, err)

@@ -27,6 +27,8 @@ func moneyInstallation(t *testing.T, seed uint64, conns int32) (*pgxpool.Pool, *
 	store := eventstore.New(pool)
 	projectiontest.MoneyWorkload(t, projectiontest.NewRand(seed), store)
 	projectiontest.ClaimsHistory(t, projectiontest.NewRand(seed^0xc1a1), store, 60) // so that claims is not empty
+	// Nor disputes, campaigns and enrollments.
+	projectiontest.CollectionsHistory(t, projectiontest.NewRand(seed^0xc011), store, 60)
 	catchUp(t, store, projections.All()...)
 	return pool, store, projections.NewEngine(store)
 }

@@ -22,10 +22,14 @@ func TestMain(m *testing.M) { pgtest.Main(m, &testDB) }
 // contractWorkloads are the histories each projection is checked against:
 // every projection in All must have an entry.
 var contractWorkloads = map[string]map[string]projectiontest.Workload{
-	"stream_heads": {"generic": projectiontest.GenericWorkload, "money": projectiontest.MoneyWorkload, "claims": projectiontest.ClaimsWorkload},
-	"debtors":      {"money": projectiontest.MoneyWorkload},
-	"ledger":       {"money": projectiontest.MoneyWorkload},
-	"claims":       {"claims": projectiontest.ClaimsWorkload, "generic": projectiontest.GenericWorkload},
+	"stream_heads": {"generic": projectiontest.GenericWorkload, "money": projectiontest.MoneyWorkload, "claims": projectiontest.ClaimsWorkload,
+		"collections": projectiontest.CollectionsWorkload},
+	"debtors": {"money": projectiontest.MoneyWorkload},
+	"ledger":  {"money": projectiontest.MoneyWorkload, "collections": projectiontest.CollectionsWorkload},
+	"claims": {"claims": projectiontest.ClaimsWorkload, "generic": projectiontest.GenericWorkload,
+		"collections": projectiontest.CollectionsWorkload},
+	"disputes":  {"collections": projectiontest.CollectionsWorkload, "generic": projectiontest.GenericWorkload},
+	"campaigns": {"collections": projectiontest.CollectionsWorkload, "generic": projectiontest.GenericWorkload},
 }
 
 // TestContract runs every projection through the contract suite.
@@ -34,7 +38,7 @@ func TestContract(t *testing.T) {
 		t.Run(p.Name(), func(t *testing.T) {
 			workloads, ok := contractWorkloads[p.Name()]
 			require.True(t, ok, "projection %s has no contract workload: add it to contractWorkloads", p.Name())
-			for _, name := range []string{"generic", "money", "claims"} {
+			for _, name := range []string{"generic", "money", "claims", "collections"} {
 				if w, ok := workloads[name]; ok {
 					t.Run(name, func(t *testing.T) { projectiontest.Run(t, testDB, p, w, 3) })
 				}
