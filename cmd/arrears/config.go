@@ -33,6 +33,7 @@ type Config struct {
 	RelayBatchSize      int           `env:"ARREARS_RELAY_BATCH_SIZE" envDefault:"1000"`
 	RelayPollInterval   time.Duration `env:"ARREARS_RELAY_POLL_INTERVAL" envDefault:"200ms"`
 	ProjectionBatchSize int           `env:"ARREARS_PROJECTION_BATCH_SIZE" envDefault:"500"`
+	SchedulerInterval   time.Duration `env:"ARREARS_SCHEDULER_INTERVAL" envDefault:"1m"` // collection scheduler tick; 0 disables it
 	ReadyMaxRelayLag    time.Duration `env:"ARREARS_READY_MAX_RELAY_LAG" envDefault:"30s"`
 	ShutdownTimeout     time.Duration `env:"ARREARS_SHUTDOWN_TIMEOUT" envDefault:"30s"`
 

@@ -59,6 +59,11 @@ func serve(ctx context.Context, mode string) error {
 			return err
 		}
 	}
+	var claimSync *workers.ClaimSync // managed claims follow their invoices
+	if runWorkers {
+		claimSync = workers.NewClaimSync(p.store, workers.ClaimSyncConfig{}, log)
+		p.store.OnAppend(claimSync.Wake)
+	}
 
 	checks := []api.Check{{Name: "postgres", Fn: func(ctx context.Context) (any, error) { return nil, p.pool.Ping(ctx) }}}
 	if p.nc != nil {
@@ -94,6 +99,15 @@ func serve(ctx context.Context, mode string) error {
 			return detail, failed
 		}})
 	}
+	if claimSync != nil {
+		checks = append(checks, api.Check{Name: "claim_sync", Fn: func(ctx context.Context) (any, error) {
+			l, err := workers.MeasureClaimSyncLag(ctx, p.store)
+			if err != nil {
+				return nil, err
+			}
+			return l, claimSync.LastError()
+		}})
+	}
 	deps := api.Deps{Log: log, Checks: checks, Config: cfg.apiConfig()}
 	if runAPI {
 		deps.Store, deps.Auth = p.store, eventstore.NewAuthenticator(p.store)
@@ -120,6 +134,13 @@ func serve(ctx context.Context, mode string) error {
 	}
 	for _, pr := range projectors {
 		wg.Go(func() { _ = pr.Run(wctx) })
+	}
+	if claimSync != nil {
+		wg.Go(func() { _ = claimSync.Run(wctx) })
+	}
+	if runWorkers && cfg.SchedulerInterval > 0 {
+		sched := workers.NewScheduler(p.store, workers.SystemClock{}, workers.SchedulerConfig{Interval: cfg.SchedulerInterval}, log)
+		wg.Go(func() { _ = sched.Run(wctx) })
 	}
 	if runAPI {
 		wg.Go(func() { handler.Sweep(wctx, 10*time.Minute) })

@@ -8,8 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/arrears/arrears/domain"
 	"github.com/arrears/arrears/migrations"
 	"github.com/arrears/arrears/projections"
+	"github.com/arrears/arrears/workers"
 )
 
 // progressTo returns a progress printer writing "\r<label>: done / total
@@ -250,4 +252,52 @@ func abbreviate(s string, n int) string {
 		return s
 	}
 	return string(r[:n]) + "…"
+}
+
+// fixedDate is a clock on another day, at the current time of day.
+type fixedDate struct{ date domain.Date }
+
+func (f fixedDate) Now() time.Time {
+	now := time.Now().UTC()
+	return f.date.Time().Add(now.Sub(now.Truncate(24 * time.Hour)))
+}
+
+// tick runs the collection scheduler once: overdue marks, promises to pay,
+// journey steps, as of today or of --date. A date ahead of today decides
+// now what that day would (a promise due before it is broken, a step dated
+// up to it fires): for demonstrations and sandboxes, not for live data.
+func tick(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("tick", flag.ContinueOnError)
+	date := fs.String("date", "", "the UTC date to run as of (YYYY-MM-DD); default today")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var clock workers.Clock = workers.SystemClock{}
+	if *date != "" {
+		d, err := domain.ParseDate(*date)
+		if err != nil {
+			return fmt.Errorf("tick: --date %w", err)
+		}
+		clock = fixedDate{d}
+	}
+	p, err := tool(ctx)
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	// Bring the scheduler's read models up to date here: no projector may
+	// be running.
+	ready := func(ctx context.Context) error {
+		return workers.CatchUpProjections(ctx, p.store, workers.SchedulerProjections, time.Minute)
+	}
+	res, err := workers.NewScheduler(p.store, clock, workers.SchedulerConfig{Ready: ready}, p.log).Tick(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s: %d overdue marks, %d promises decided, %d journey steps due, %d enrollments ended\n",
+		res.Date, res.Overdue, res.Promises, res.Steps, res.Ended)
+	if res.Position > 0 {
+		fmt.Printf("Arrears-Position: %d\n", res.Position)
+	}
+	return nil
 }
