@@ -100,6 +100,26 @@ func TestCrossTenantEveryResourceRoute(t *testing.T) {
 		require.Equal(t, http.StatusCreated, r.Status, "B's claim: %s", r.Body)
 		claimsOfB = append(claimsOfB, foreign{r.object(t)["id"].(string), owner})
 	}
+	// Disputes of B's, live and test: one on each of B's claims.
+	disputesOfB := []foreign{}
+	var disputed int64
+	for _, c := range claimsOfB {
+		r := e.post(t, c.owner, "/v1/disputes", map[string]any{"claim_id": c.id, "reason": "other"})
+		require.Equal(t, http.StatusCreated, r.Status, "B's dispute: %s", r.Body)
+		disputesOfB = append(disputesOfB, foreign{r.object(t)["id"].(string), c.owner})
+		disputed = max(disputed, r.position(t))
+	}
+	// Campaigns of B's, live and test; the live one enrolls B's live claim.
+	campaignsOfB := []foreign{}
+	var campaigned int64
+	for _, owner := range []string{bKey.Secret, bTest.Secret} {
+		r := e.post(t, owner, "/v1/campaigns", map[string]any{"name": "B's", "type": "collection", "steps": []map[string]any{{"day_offset": 3650, "action": "email"}}})
+		require.Equal(t, http.StatusCreated, r.Status, "B's campaign: %s", r.Body)
+		campaignsOfB = append(campaignsOfB, foreign{r.object(t)["id"].(string), owner})
+		campaigned = max(campaigned, r.position(t))
+	}
+	r = e.post(t, bKey.Secret, "/v1/campaigns/"+campaignsOfB[0].id+"/enrollments", map[string]any{"claim_ids": []string{claimsOfB[0].id}})
+	require.Equal(t, http.StatusCreated, r.Status, "B's enrollment: %s", r.Body)
 	table := map[route][]foreign{
 		// Claims, and a debtor's accounts and claims.
 		{http.MethodGet, "/v1/claims/{id}"}:           claimsOfB,
@@ -112,6 +132,13 @@ func TestCrossTenantEveryResourceRoute(t *testing.T) {
 		{http.MethodPost, "/v1/claims/{id}/stop"}:     claimsOfB,
 		{http.MethodPost, "/v1/claims/{id}/recreate"}: claimsOfB,
 		{http.MethodGet, "/v1/debtors/{id}/claims"}:   debtorsOfB,
+
+		// Promises to pay, and disputes (on B's claims).
+		{http.MethodGet, "/v1/claims/{id}/promises"}:    claimsOfB,
+		{http.MethodPost, "/v1/claims/{id}/promises"}:   claimsOfB,
+		{http.MethodGet, "/v1/disputes/{id}"}:           disputesOfB,
+		{http.MethodPost, "/v1/disputes/{id}/resolve"}:  disputesOfB,
+		{http.MethodPost, "/v1/disputes/{id}/withdraw"}: disputesOfB,
 
 		{http.MethodGet, "/v1/accounts/{id}"}:             accountsOfB,
 		{http.MethodGet, "/v1/accounts/{id}/balance"}:     accountsOfB,
@@ -156,6 +183,17 @@ func TestCrossTenantEveryResourceRoute(t *testing.T) {
 
 		// Statements of B's debtor (a debtor of B's live account).
 		{http.MethodGet, "/v1/statements/{id}"}: statementsOfB,
+
+		// Campaigns (the enrollment id stays a literal: the campaign is what
+		// is missing).
+		{http.MethodGet, "/v1/campaigns/{id}"}:                                campaignsOfB,
+		{http.MethodPost, "/v1/campaigns/{id}/pause"}:                         campaignsOfB,
+		{http.MethodPost, "/v1/campaigns/{id}/resume"}:                        campaignsOfB,
+		{http.MethodPost, "/v1/campaigns/{id}/complete"}:                      campaignsOfB,
+		{http.MethodGet, "/v1/campaigns/{id}/enrollments"}:                    campaignsOfB,
+		{http.MethodPost, "/v1/campaigns/{id}/enrollments"}:                   campaignsOfB,
+		{http.MethodGet, "/v1/campaigns/{id}/enrollments/{enrollment_id}"}:    campaignsOfB,
+		{http.MethodDelete, "/v1/campaigns/{id}/enrollments/{enrollment_id}"}: campaignsOfB,
 	}
 	for _, r := range e.routes(t) {
 		if strings.Contains(r.Pattern, "{id}") {
@@ -190,6 +228,14 @@ func TestCrossTenantEveryResourceRoute(t *testing.T) {
 		r := e.get(t, f.owner, fmt.Sprintf("/v1/payments/%s?min_position=%d", f.id, paid))
 		require.Equal(t, http.StatusOK, r.Status, "B's payment %s: %s", f.id, r.Body)
 	}
+	for _, f := range disputesOfB {
+		r := e.get(t, f.owner, fmt.Sprintf("/v1/disputes/%s?min_position=%d", f.id, disputed))
+		require.Equal(t, http.StatusOK, r.Status, "B's dispute %s: %s", f.id, r.Body)
+	}
+	for _, f := range campaignsOfB {
+		r := e.get(t, f.owner, fmt.Sprintf("/v1/campaigns/%s?min_position=%d", f.id, campaigned))
+		require.Equal(t, http.StatusOK, r.Status, "B's campaign %s: %s", f.id, r.Body)
+	}
 
 	for rt, ids := range table {
 		for _, f := range ids {
@@ -207,6 +253,9 @@ func TestCrossTenantEveryResourceRoute(t *testing.T) {
 	require.Zero(t, e.count(t, `SELECT count(*) FROM events WHERE type = 'account.updated'`))
 	require.Equal(t, 2, e.count(t, `SELECT count(*) FROM events WHERE type LIKE 'claim.%'`), "only B's claim.created")
 	require.Equal(t, 2, e.count(t, `SELECT count(*) FROM events WHERE type LIKE 'payment.%'`))
+	require.Equal(t, 2, e.count(t, `SELECT count(*) FROM events WHERE type LIKE 'dispute.%'`), "only B's dispute.opened")
+	require.Equal(t, 2, e.count(t, `SELECT count(*) FROM events WHERE type LIKE 'campaign.%'`), "only B's campaign.created")
+	require.Equal(t, 1, e.count(t, `SELECT count(*) FROM events WHERE type LIKE 'enrollment.%'`), "only B's enrollment.created")
 }
 
 // TestScopes: each route needs its scope, a write scope implies read, and an

@@ -11,11 +11,11 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
 
 	"github.com/arrears/arrears/domain"
 	"github.com/arrears/arrears/eventstore"
-	"github.com/arrears/arrears/projections"
 )
 
 // claimView is a claim as the API shows it: amounts are decimal strings in
@@ -26,6 +26,7 @@ type claimView struct {
 	Reference          string          `json:"reference"`
 	AccountID          string          `json:"account_id"`
 	EntryReference     string          `json:"entry_reference"`
+	Managed            bool            `json:"managed"` // follows ledger entry entry_reference: amounts, fees and due date come from the ledger
 	PrimaryDebtorID    string          `json:"primary_debtor_id"`
 	Amount             string          `json:"amount"`
 	OriginalAmount     string          `json:"original_amount"`
@@ -47,6 +48,8 @@ type claimView struct {
 	StatusReason       string          `json:"status_reason"`
 	OverdueThresholds  []int           `json:"overdue_thresholds"`
 	Recreations        int             `json:"recreations"`
+	ActivePromise      *promiseView    `json:"active_promise"` // the promise to pay not yet kept, broken or cancelled
+	Disputed           bool            `json:"disputed"`       // an open dispute covers the claim or its whole account
 	CreatedAt          time.Time       `json:"created_at"`
 	UpdatedAt          time.Time       `json:"updated_at"`
 	ResolvedAt         *time.Time      `json:"resolved_at"`
@@ -58,7 +61,7 @@ type claimView struct {
 // to today (UTC) while the claim is open or paused, else 0.
 func viewClaim(c *domain.Claim) claimView {
 	f := func(d decimal.Decimal) string { return domain.FormatAmount(d, c.Currency) }
-	v := claimView{Object: "claim", ID: c.ID, Reference: c.Reference, AccountID: c.AccountID, EntryReference: c.EntryReference,
+	v := claimView{Object: "claim", ID: c.ID, Reference: c.Reference, AccountID: c.AccountID, EntryReference: c.EntryReference, Managed: c.Managed(),
 		PrimaryDebtorID: c.PrimaryDebtorID, Amount: f(c.Amount), OriginalAmount: f(c.OriginalAmount), Credits: f(c.Credits),
 		Debits: f(c.Debits), Paid: f(c.Paid), Currency: c.Currency, TotalFees: f(c.TotalFees), OriginalDueDate: c.OriginalDueDate,
 		CurrentDueDate: c.CurrentDueDate, ProductReference: c.ProductReference, PortfolioReference: c.PortfolioReference,
@@ -79,15 +82,22 @@ func viewClaim(c *domain.Claim) claimView {
 	if c.Status == domain.ClaimOpen || c.Status == domain.ClaimPaused {
 		v.DaysPastDue = c.DaysPastDue(domain.DateOf(time.Now()))
 	}
+	if p := c.ActivePromise(); p != nil {
+		pv := viewPromise(c, *p)
+		v.ActivePromise = &pv
+	}
 	return v
 }
 
+// scanClaimView reads a row of claimViewColumns into its view.
 func scanClaimView(row rowScanner) (claimView, error) {
-	c, err := projections.ScanClaim(row)
+	c, disputed, err := scanClaimRow(row)
 	if err != nil {
 		return claimView{}, err
 	}
-	return viewClaim(c), nil
+	v := viewClaim(c)
+	v.Disputed = disputed
+	return v, nil
 }
 
 // claimRequest is a claim as created, recreated or imported. Optional text
@@ -526,8 +536,10 @@ func (s *Server) createClaim(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pl := plans[0]
-	s.execute(w, r, cmds, func([]domain.Event) (result, error) {
-		return result{Status: http.StatusCreated, Body: viewClaim(pl.claim), Location: "/v1/claims/" + pl.id}, nil
+	s.executeTx(w, r, cmds, func(tx pgx.Tx, _ []domain.Event) (result, error) {
+		v := viewClaim(pl.claim)
+		err := markDisputed(r.Context(), tx, p.TenantID, []*claimView{&v})
+		return result{Status: http.StatusCreated, Body: v, Location: "/v1/claims/" + pl.id}, err
 	})
 }
 
@@ -579,7 +591,7 @@ func (s *Server) importClaims(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	s.execute(w, r, cmds, func([]domain.Event) (result, error) {
+	s.executeTx(w, r, cmds, func(tx pgx.Tx, _ []domain.Event) (result, error) {
 		res := claimImportResult{Object: "claim_import", Data: make([]claimImportItem, len(plans))}
 		for i, pl := range plans {
 			switch pl.outcome {
@@ -592,7 +604,12 @@ func (s *Server) importClaims(w http.ResponseWriter, r *http.Request) {
 			}
 			res.Data[i] = claimImportItem{Index: i, Outcome: pl.outcome, Claim: viewClaim(pl.claim)}
 		}
-		return result{Status: http.StatusOK, Body: res}, nil
+		views := make([]*claimView, len(res.Data))
+		for i := range res.Data {
+			views[i] = &res.Data[i].Claim
+		}
+		err := markDisputed(r.Context(), tx, p.TenantID, views)
+		return result{Status: http.StatusOK, Body: res}, err
 	})
 }
 
@@ -600,6 +617,17 @@ func (s *Server) importClaims(w http.ResponseWriter, r *http.Request) {
 // and answers the claim. A missing claim — or another tenant's or mode's —
 // is 404 whatever the body (bodyErr is answered only for an existing one).
 func (s *Server) claimAction(w http.ResponseWriter, r *http.Request, bodyErr error, decide func(c *domain.Claim, at time.Time) ([]domain.NewEvent, error)) {
+	s.claimWrite(w, r, bodyErr, decide, func(tx pgx.Tx, c *domain.Claim) (result, error) {
+		v := viewClaim(c)
+		err := markDisputed(r.Context(), tx, c.TenantID, []*claimView{&v})
+		return result{Status: http.StatusOK, Body: v}, err
+	})
+}
+
+// claimWrite is claimAction answering what respond builds from the claim as
+// decided (in the command's transaction, tx).
+func (s *Server) claimWrite(w http.ResponseWriter, r *http.Request, bodyErr error, decide func(c *domain.Claim, at time.Time) ([]domain.NewEvent, error),
+	respond func(tx pgx.Tx, c *domain.Claim) (result, error)) {
 	p := principal(r)
 	id := chi.URLParam(r, "id")
 	missing := domain.Errorf(domain.ENOTFOUND, "claim %s not found", id)
@@ -619,9 +647,7 @@ func (s *Server) claimAction(w http.ResponseWriter, r *http.Request, bodyErr err
 		}
 		return decide(c, at)
 	})
-	s.execute(w, r, []eventstore.Command{cmd}, func([]domain.Event) (result, error) {
-		return result{Status: http.StatusOK, Body: viewClaim(c)}, nil
-	})
+	s.executeTx(w, r, []eventstore.Command{cmd}, func(tx pgx.Tx, _ []domain.Event) (result, error) { return respond(tx, c) })
 }
 
 // updateClaim: PATCH /v1/claims/{id} changes current_due_date, total_fees,
@@ -761,7 +787,11 @@ func (s *Server) recreateClaim(w http.ResponseWriter, r *http.Request) {
 
 // getClaim: GET /v1/claims/{id}, from the claims projection.
 func (s *Server) getClaim(w http.ResponseWriter, r *http.Request) {
-	readOne(s, w, r, "claims", "claim", projections.ClaimColumns, "claims", scanClaimView)
+	if err := s.awaitPosition(r, "disputes"); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	readOne(s, w, r, "claims", "claim", claimViewColumns, "claims", scanClaimView)
 }
 
 // claimFilter is GET /v1/claims's query.
@@ -808,12 +838,12 @@ func parseClaimFilter(r *http.Request) (claimFilter, error) {
 // paused with days past due > 0 today, UTC).
 func (s *Server) listClaims(w http.ResponseWriter, r *http.Request) {
 	var f claimFilter
-	pg, ok := s.startList(w, r, func() (err error) { f, err = parseClaimFilter(r); return err }, "claims")
+	pg, ok := s.startList(w, r, func() (err error) { f, err = parseClaimFilter(r); return err }, "claims", "disputes")
 	if !ok {
 		return
 	}
 	p := principal(r)
-	rows, err := s.store.Pool().Query(r.Context(), `SELECT `+projections.ClaimColumns+`
+	rows, err := s.store.Pool().Query(r.Context(), `SELECT `+claimViewColumns+`
 		FROM claims
 		WHERE tenant_id = $1 AND sandbox = $2 AND id > $3
 		  AND (cardinality($4::text[]) = 0 OR status = ANY($4))
@@ -848,7 +878,7 @@ const maxDebtorClaims = 1000
 // on one of those accounts (from the ledger and claims read models; at most
 // 1,000 of each, by id).
 func (s *Server) debtorClaims(w http.ResponseWriter, r *http.Request) {
-	if err := s.awaitPosition(r, "ledger", "claims"); err != nil {
+	if err := s.awaitPosition(r, "ledger", "claims", "disputes"); err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -868,7 +898,7 @@ func (s *Server) debtorClaims(w http.ResponseWriter, r *http.Request) {
 	rows, err := s.store.Pool().Query(ctx, `SELECT `+accountColumns+` FROM accounts
 		WHERE tenant_id = $1 AND sandbox = $2 AND $3 = ANY(debtor_ids) ORDER BY id LIMIT $4`, p.TenantID, p.Sandbox(), id, maxDebtorClaims)
 	if v.Accounts, err = collect(rows, err, scanAccount); err == nil {
-		rows, err = s.store.Pool().Query(ctx, `SELECT `+projections.ClaimColumns+` FROM claims c
+		rows, err = s.store.Pool().Query(ctx, `SELECT `+claimViewColumns+` FROM claims
 			WHERE tenant_id = $1 AND sandbox = $2 AND (primary_debtor_id = $3 OR account_id IN (
 				SELECT a.id FROM accounts a WHERE a.tenant_id = $1 AND a.sandbox = $2 AND $3 = ANY(a.debtor_ids)))
 			ORDER BY id LIMIT $4`, p.TenantID, p.Sandbox(), id, maxDebtorClaims)

@@ -18,13 +18,20 @@ import (
 // Position of its own, the result carries that of the last event recorded;
 // a command that recorded nothing answers without Arrears-Position.
 func (s *Server) execute(w http.ResponseWriter, r *http.Request, cmds []eventstore.Command, respond func(events []domain.Event) (result, error)) {
+	s.executeTx(w, r, cmds, func(_ pgx.Tx, events []domain.Event) (result, error) { return respond(events) })
+}
+
+// executeTx is execute for a respond that also reads read models: it reads
+// them in tx, the commands' transaction (never on a second connection of
+// the pool while holding this one).
+func (s *Server) executeTx(w http.ResponseWriter, r *http.Request, cmds []eventstore.Command, respond func(tx pgx.Tx, events []domain.Event) (result, error)) {
 	ctx := r.Context()
 	var res result
 	var body []byte
 	var hdr http.Header
 	_, err := s.store.Execute(ctx, metadata(r), cmds, func(tx pgx.Tx, events []domain.Event) error {
 		var err error
-		if res, err = respond(events); err != nil {
+		if res, err = respond(tx, events); err != nil {
 			return err
 		}
 		if res.Position == 0 && len(events) > 0 {

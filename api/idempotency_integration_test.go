@@ -387,6 +387,57 @@ func TestEveryWriteRouteHonoursIdempotencyKey(t *testing.T) {
 	} {
 		writes[pattern] = w
 	}
+	// Campaigns: one per action, in a status that allows it; an enrollment
+	// to cancel, and a claim to enroll (due in the future: a journey with
+	// every step past completes at once).
+	dueLater := func(ref string) string {
+		r := e.post(t, k.Secret, "/v1/claims", map[string]any{"reference": ref, "amount": "100.00", "currency": "EUR", "original_due_date": "2030-01-01"})
+		require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
+		return r.object(t)["id"].(string)
+	}
+	newCampaign := func() string {
+		r := e.post(t, k.Secret, "/v1/campaigns", map[string]any{"name": "Walk", "type": "collection", "steps": []map[string]any{{"day_offset": 0, "action": "email"}}})
+		require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
+		return r.object(t)["id"].(string)
+	}
+	pausedCmp, enrollCmp := newCampaign(), newCampaign()
+	require.Equal(t, http.StatusOK, e.post(t, k.Secret, "/v1/campaigns/"+pausedCmp+"/pause", nil).Status)
+	r = e.post(t, k.Secret, "/v1/campaigns/"+enrollCmp+"/enrollments", map[string]any{"claim_ids": []string{dueLater("WALK-ENROLLED")}})
+	require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
+	var enrolled struct {
+		Data []struct {
+			Enrollment struct {
+				ID string `json:"id"`
+			} `json:"enrollment"`
+		} `json:"data"`
+	}
+	r.decode(t, &enrolled)
+	for pattern, w := range map[string]write{
+		"/v1/campaigns":                                  {"", `{"name":"Walk new","type":"reminder","steps":[{"day_offset":-1,"action":"email"}]}`},
+		"/v1/campaigns/{id}/pause":                       {newCampaign(), `{"reason":"walk"}`},
+		"/v1/campaigns/{id}/resume":                      {pausedCmp, ``},
+		"/v1/campaigns/{id}/complete":                    {newCampaign(), `{"reason":"walk"}`},
+		"/v1/campaigns/{id}/enrollments":                 {enrollCmp, fmt.Sprintf(`{"claim_ids":[%q]}`, dueLater("WALK-ENROLL"))},
+		"/v1/campaigns/{id}/enrollments/{enrollment_id}": {enrollCmp, ``},
+	} {
+		writes[pattern] = w
+	}
+	// Promises to pay, disputes (one to resolve, one to withdraw) and
+	// triggers (named walk: see exactPaths).
+	openDispute := func() string {
+		r := e.post(t, k.Secret, "/v1/disputes", map[string]any{"account_id": acct.ID, "reason": "other"})
+		require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
+		return r.object(t)["id"].(string)
+	}
+	for pattern, w := range map[string]write{
+		"/v1/claims/{id}/promises":   {newClaim("WALK-PROMISE"), fmt.Sprintf(`{"amount":"1.00","due_date":%q}`, domain.DateOf(time.Now().AddDate(0, 0, 7)))},
+		"/v1/disputes":               {"", fmt.Sprintf(`{"account_id":%q,"reason":"other"}`, acct.ID)},
+		"/v1/disputes/{id}/resolve":  {openDispute(), `{"outcome":"upheld"}`},
+		"/v1/disputes/{id}/withdraw": {openDispute(), `{"note":"walk"}`},
+		"/v1/triggers/{name}":        {"", fmt.Sprintf(`{"claim_ids":[%q],"payload":{"walk":true}}`, newClaim("WALK-TRIGGER"))},
+	} {
+		writes[pattern] = w
+	}
 	bodies := map[route]string{{http.MethodPatch, "/v1/claims/{id}"}: `{"portfolio_reference":"walk"}`}
 	attrPath := "/v1/accounts/" + attrs.ID
 	exactPaths := map[route]string{
@@ -398,6 +449,8 @@ func TestEveryWriteRouteHonoursIdempotencyKey(t *testing.T) {
 		{http.MethodPatch, "/v1/accounts/{id}/mandates/{mandate_id}"}:  attrPath + "/mandates/M-PATCH",
 		{http.MethodDelete, "/v1/accounts/{id}/mandates/{mandate_id}"}: attrPath + "/mandates/M-DEL",
 	}
+	exactPaths[route{http.MethodPost, "/v1/triggers/{name}"}] = "/v1/triggers/walk"
+	exactPaths[route{http.MethodDelete, "/v1/campaigns/{id}/enrollments/{enrollment_id}"}] = "/v1/campaigns/" + enrollCmp + "/enrollments/" + enrolled.Data[0].Enrollment.ID
 	n := 0
 	for _, rt := range e.routes(t) {
 		if !isWrite(rt.Method) || !strings.HasPrefix(rt.Pattern, "/v1/") || rt.Pattern == "/v1/oauth2/token" {

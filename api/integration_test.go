@@ -128,7 +128,7 @@ func startWorkers(t *testing.T, store *eventstore.Store) {
 	require.NoError(t, err)
 	store.OnAppend(relay.Wake)
 	runs := []func(context.Context) error{relay.Run}
-	for _, p := range []projections.Projection{projections.StreamHeads{}, projections.Debtors{}, projections.Ledger{}, projections.Claims{}} {
+	for _, p := range []projections.Projection{projections.StreamHeads{}, projections.Debtors{}, projections.Ledger{}, projections.Claims{}, projections.Disputes{}, projections.Campaigns{}} {
 		proj, err := workers.NewProjector(p, store, nc,
 			workers.ProjectorConfig{NATS: topo, MaxWait: 100 * time.Millisecond, BatchSize: 100}, logger)
 		require.NoError(t, err)

@@ -146,6 +146,28 @@ func (s *Server) routes() {
 				r.With(s.require("claims", "write")).Post("/claims/{id}/stop", s.stopClaim)
 				r.With(s.require("claims", "write")).Post("/claims/{id}/recreate", s.recreateClaim)
 				r.With(s.require("claims", "read")).Get("/debtors/{id}/claims", s.debtorClaims)
+				// Promises to pay (promises.go), disputes (disputes.go) and
+				// custom triggers (triggers.go: the scope follows the targets).
+				r.With(s.require("claims", "read")).Get("/claims/{id}/promises", s.listPromises)
+				r.With(s.require("claims", "write")).Post("/claims/{id}/promises", s.makePromise)
+				r.With(s.require("disputes", "read")).Get("/disputes", s.listDisputes)
+				r.With(s.require("disputes", "write")).Post("/disputes", s.openDispute)
+				r.With(s.require("disputes", "read")).Get("/disputes/{id}", s.getDispute)
+				r.With(s.require("disputes", "write")).Post("/disputes/{id}/resolve", s.resolveDispute)
+				r.With(s.require("disputes", "write")).Post("/disputes/{id}/withdraw", s.withdrawDispute)
+				r.With(s.requireTriggerScopes).Post("/triggers/{name}", s.postTrigger)
+
+				// Campaigns and their enrollments (campaigns.go).
+				r.With(s.require("campaigns", "read")).Get("/campaigns", s.listCampaigns)
+				r.With(s.require("campaigns", "write")).Post("/campaigns", s.createCampaign)
+				r.With(s.require("campaigns", "read")).Get("/campaigns/{id}", s.getCampaign)
+				r.With(s.require("campaigns", "write")).Post("/campaigns/{id}/pause", s.pauseCampaign)
+				r.With(s.require("campaigns", "write")).Post("/campaigns/{id}/resume", s.resumeCampaign)
+				r.With(s.require("campaigns", "write")).Post("/campaigns/{id}/complete", s.completeCampaign)
+				r.With(s.require("campaigns", "read")).Get("/campaigns/{id}/enrollments", s.listEnrollments)
+				r.With(s.require("campaigns", "write")).Post("/campaigns/{id}/enrollments", s.enroll)
+				r.With(s.require("campaigns", "read")).Get("/campaigns/{id}/enrollments/{enrollment_id}", s.getEnrollment)
+				r.With(s.require("campaigns", "write")).Delete("/campaigns/{id}/enrollments/{enrollment_id}", s.cancelEnrollment)
 
 				r.With(s.require("accounts", "read")).Get("/accounts", s.listAccounts)
 				r.With(s.require("accounts", "write")).Post("/accounts", s.createAccount)
@@ -189,6 +211,7 @@ func (s *Server) routes() {
 				r.With(s.require("events", "read")).Get("/streams/{id}", s.getStream)
 				r.With(s.require("events", "read")).Get("/events", s.listEvents)
 				r.With(s.require("events", "read")).Get("/events/{id}", s.getEvent)
+
 			})
 		})
 	})
