@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
 
 	"github.com/arrears/arrears/domain"
@@ -23,22 +24,6 @@ import (
 // for each step as its day comes. Writes go through the campaign and
 // enrollment aggregates; reads come from the "campaigns" projection (tables
 // campaigns and enrollments).
-
-// campaignCommand is a command on campaign id of tenantID: decide gets the
-// campaign in its current state.
-func campaignCommand(tenantID, id string, decide func(*domain.Campaign) ([]domain.NewEvent, error)) eventstore.Command {
-	return eventstore.Command{TenantID: tenantID, StreamType: domain.StreamTypeCampaign, StreamID: id,
-		New:    func() domain.Aggregate { return domain.NewCampaign(tenantID, id) },
-		Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) { return decide(agg.(*domain.Campaign)) }}
-}
-
-// enrollmentCommand is a command on enrollment id of tenantID: decide gets
-// the enrollment in its current state.
-func enrollmentCommand(tenantID, id string, decide func(*domain.Enrollment) ([]domain.NewEvent, error)) eventstore.Command {
-	return eventstore.Command{TenantID: tenantID, StreamType: domain.StreamTypeEnrollment, StreamID: id,
-		New:    func() domain.Aggregate { return domain.NewEnrollment(tenantID, id) },
-		Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) { return decide(agg.(*domain.Enrollment)) }}
-}
 
 // campaignStepView is one step of a campaign's journey.
 type campaignStepView struct {
@@ -179,21 +164,10 @@ func (s *Server) campaignAction(w http.ResponseWriter, r *http.Request, bodyErr 
 		writeError(w, r, err)
 		return
 	}
-	at := debtorNow()
-	var c *domain.Campaign
-	cmd := campaignCommand(p.TenantID, id, func(agg *domain.Campaign) ([]domain.NewEvent, error) {
-		c = agg
-		if !c.Created || c.Sandbox != p.Sandbox() {
-			return nil, campaignMissing(id)
-		}
-		if bodyErr != nil {
-			return nil, bodyErr
-		}
-		return decide(c, at)
-	})
-	s.execute(w, r, []eventstore.Command{cmd}, func([]domain.Event) (result, error) {
-		return result{Status: http.StatusOK, Body: viewCampaign(c, counts)}, nil
-	})
+	ownedWrite(s, w, r, domain.PrefixCampaign, "campaign", campaignCommand, func(c *domain.Campaign) (bool, bool) { return c.Created, c.Sandbox },
+		bodyErr, decide, func(_ pgx.Tx, c *domain.Campaign) (result, error) {
+			return result{Status: http.StatusOK, Body: viewCampaign(c, counts)}, nil
+		})
 }
 
 // campaignReasonRequest is the optional body of pause and complete.

@@ -628,26 +628,8 @@ func (s *Server) claimAction(w http.ResponseWriter, r *http.Request, bodyErr err
 // decided (in the command's transaction, tx).
 func (s *Server) claimWrite(w http.ResponseWriter, r *http.Request, bodyErr error, decide func(c *domain.Claim, at time.Time) ([]domain.NewEvent, error),
 	respond func(tx pgx.Tx, c *domain.Claim) (result, error)) {
-	p := principal(r)
-	id := chi.URLParam(r, "id")
-	missing := domain.Errorf(domain.ENOTFOUND, "claim %s not found", id)
-	if !domain.HasPrefix(id, domain.PrefixClaim) {
-		writeError(w, r, missing)
-		return
-	}
-	at := debtorNow()
-	var c *domain.Claim
-	cmd := claimCommand(p.TenantID, id, func(agg *domain.Claim) ([]domain.NewEvent, error) {
-		c = agg
-		if !c.Created || c.Sandbox != p.Sandbox() {
-			return nil, missing
-		}
-		if bodyErr != nil {
-			return nil, bodyErr
-		}
-		return decide(c, at)
-	})
-	s.executeTx(w, r, []eventstore.Command{cmd}, func(tx pgx.Tx, _ []domain.Event) (result, error) { return respond(tx, c) })
+	ownedWrite(s, w, r, domain.PrefixClaim, "claim", claimCommand, func(c *domain.Claim) (bool, bool) { return c.Created, c.Sandbox },
+		bodyErr, decide, respond)
 }
 
 // updateClaim: PATCH /v1/claims/{id} changes current_due_date, total_fees,

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/arrears/arrears/domain"
@@ -92,14 +91,6 @@ func markDisputed(ctx context.Context, tx pgx.Tx, tenantID string, views []*clai
 		return nil
 	})
 	return err
-}
-
-// disputeCommand is a command on dispute id of tenantID: decide gets the
-// dispute in its current state.
-func disputeCommand(tenantID, id string, decide func(*domain.Dispute) ([]domain.NewEvent, error)) eventstore.Command {
-	return eventstore.Command{TenantID: tenantID, StreamType: domain.StreamTypeDispute, StreamID: id,
-		New:    func() domain.Aggregate { return domain.NewDispute(tenantID, id) },
-		Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) { return decide(agg.(*domain.Dispute)) }}
 }
 
 type disputeRequest struct {
@@ -234,28 +225,10 @@ func (s *Server) openDispute(w http.ResponseWriter, r *http.Request) {
 // mode's — is 404 whatever the body (bodyErr is answered only for an
 // existing one).
 func (s *Server) disputeAction(w http.ResponseWriter, r *http.Request, bodyErr error, decide func(d *domain.Dispute, at time.Time) ([]domain.NewEvent, error)) {
-	p := principal(r)
-	id := chi.URLParam(r, "id")
-	missing := domain.Errorf(domain.ENOTFOUND, "dispute %s not found", id)
-	if !domain.HasPrefix(id, domain.PrefixDispute) {
-		writeError(w, r, missing)
-		return
-	}
-	at := debtorNow()
-	var d *domain.Dispute
-	cmd := disputeCommand(p.TenantID, id, func(agg *domain.Dispute) ([]domain.NewEvent, error) {
-		d = agg
-		if !d.Created || d.Sandbox != p.Sandbox() {
-			return nil, missing
-		}
-		if bodyErr != nil {
-			return nil, bodyErr
-		}
-		return decide(d, at)
-	})
-	s.execute(w, r, []eventstore.Command{cmd}, func([]domain.Event) (result, error) {
-		return result{Status: http.StatusOK, Body: viewDispute(d)}, nil
-	})
+	ownedWrite(s, w, r, domain.PrefixDispute, "dispute", disputeCommand, func(d *domain.Dispute) (bool, bool) { return d.Created, d.Sandbox },
+		bodyErr, decide, func(_ pgx.Tx, d *domain.Dispute) (result, error) {
+			return result{Status: http.StatusOK, Body: viewDispute(d)}, nil
+		})
 }
 
 type disputeResolveRequest struct {

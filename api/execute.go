@@ -2,6 +2,9 @@ package api
 
 import (
 	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
 
 	"github.com/jackc/pgx/v5"
 
@@ -43,26 +46,61 @@ func (s *Server) executeTx(w http.ResponseWriter, r *http.Request, cmds []events
 	writeResult(w, r, res, hdr, body, err)
 }
 
-// accountCommand is a command on account id of tenantID: decide gets the
-// account in its current state.
+// accountCommand, debtorCommand, claimCommand, disputeCommand,
+// campaignCommand and enrollmentCommand are commands on the aggregate id of
+// tenantID: decide gets it in its current state.
 func accountCommand(tenantID, id string, decide func(*domain.Account) ([]domain.NewEvent, error)) eventstore.Command {
-	return eventstore.Command{TenantID: tenantID, StreamType: domain.StreamTypeAccount, StreamID: id,
-		New:    func() domain.Aggregate { return domain.NewAccount(tenantID, id) },
-		Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) { return decide(agg.(*domain.Account)) }}
+	return eventstore.On(tenantID, domain.StreamTypeAccount, id, domain.NewAccount, decide)
 }
 
-// debtorCommand is a command on debtor id of tenantID: decide gets the
-// debtor in its current state.
 func debtorCommand(tenantID, id string, decide func(*domain.Debtor) ([]domain.NewEvent, error)) eventstore.Command {
-	return eventstore.Command{TenantID: tenantID, StreamType: domain.StreamTypeDebtor, StreamID: id,
-		New:    func() domain.Aggregate { return domain.NewDebtor(tenantID, id) },
-		Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) { return decide(agg.(*domain.Debtor)) }}
+	return eventstore.On(tenantID, domain.StreamTypeDebtor, id, domain.NewDebtor, decide)
 }
 
-// claimCommand is a command on claim id of tenantID: decide gets the claim
-// in its current state.
 func claimCommand(tenantID, id string, decide func(*domain.Claim) ([]domain.NewEvent, error)) eventstore.Command {
-	return eventstore.Command{TenantID: tenantID, StreamType: domain.StreamTypeClaim, StreamID: id,
-		New:    func() domain.Aggregate { return domain.NewClaim(tenantID, id) },
-		Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) { return decide(agg.(*domain.Claim)) }}
+	return eventstore.On(tenantID, domain.StreamTypeClaim, id, domain.NewClaim, decide)
+}
+
+func disputeCommand(tenantID, id string, decide func(*domain.Dispute) ([]domain.NewEvent, error)) eventstore.Command {
+	return eventstore.On(tenantID, domain.StreamTypeDispute, id, domain.NewDispute, decide)
+}
+
+func campaignCommand(tenantID, id string, decide func(*domain.Campaign) ([]domain.NewEvent, error)) eventstore.Command {
+	return eventstore.On(tenantID, domain.StreamTypeCampaign, id, domain.NewCampaign, decide)
+}
+
+func enrollmentCommand(tenantID, id string, decide func(*domain.Enrollment) ([]domain.NewEvent, error)) eventstore.Command {
+	return eventstore.On(tenantID, domain.StreamTypeEnrollment, id, domain.NewEnrollment, decide)
+}
+
+// ownedWrite runs decide on the aggregate {id} (an id with prefix, found
+// by command) of the caller's tenant and mode, and answers what respond
+// builds from it in the command's transaction. A missing aggregate — or
+// another tenant's or mode's (owned reports whether it was created and its
+// mode) — is 404 whatever the body: bodyErr is answered only for an
+// existing one.
+func ownedWrite[A domain.Aggregate](s *Server, w http.ResponseWriter, r *http.Request, prefix, noun string,
+	command func(tenantID, id string, decide func(A) ([]domain.NewEvent, error)) eventstore.Command,
+	owned func(A) (created, sandbox bool), bodyErr error,
+	decide func(a A, at time.Time) ([]domain.NewEvent, error), respond func(tx pgx.Tx, a A) (result, error)) {
+	p := principal(r)
+	id := chi.URLParam(r, "id")
+	missing := domain.Errorf(domain.ENOTFOUND, "%s %s not found", noun, id)
+	if !domain.HasPrefix(id, prefix) {
+		writeError(w, r, missing)
+		return
+	}
+	at := debtorNow()
+	var agg A
+	cmd := command(p.TenantID, id, func(a A) ([]domain.NewEvent, error) {
+		agg = a
+		if created, sandbox := owned(a); !created || sandbox != p.Sandbox() {
+			return nil, missing
+		}
+		if bodyErr != nil {
+			return nil, bodyErr
+		}
+		return decide(a, at)
+	})
+	s.executeTx(w, r, []eventstore.Command{cmd}, func(tx pgx.Tx, _ []domain.Event) (result, error) { return respond(tx, agg) })
 }

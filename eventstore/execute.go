@@ -33,6 +33,14 @@ type Command struct {
 	Sandbox   bool
 }
 
+// On is the Command on stream id (of streamType) of tenantID, whose empty
+// aggregate newAgg makes: decide gets it in its current state.
+func On[A domain.Aggregate](tenantID, streamType, id string, newAgg func(tenantID, id string) A, decide func(A) ([]domain.NewEvent, error)) Command {
+	return Command{TenantID: tenantID, StreamType: streamType, StreamID: id,
+		New:    func() domain.Aggregate { return newAgg(tenantID, id) },
+		Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) { return decide(agg.(A)) }}
+}
+
 // maxAttempts bounds re-deciding after losing an optimistic-concurrency race
 // (another process appended to the stream in between).
 const maxAttempts = 5

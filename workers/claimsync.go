@@ -359,7 +359,7 @@ func (w *ClaimSync) resolve(ctx context.Context, accounts []*touched) error {
 		part := accounts[start:min(start+w.cfg.MaxCommands, len(accounts))]
 		cmds := make([]eventstore.Command, len(part))
 		for i, t := range part {
-			cmds[i] = accountCmd(t.tenant, t.id, func(a *domain.Account) ([]domain.NewEvent, error) {
+			cmds[i] = eventstore.On(t.tenant, domain.StreamTypeAccount, t.id, domain.NewAccount, func(a *domain.Account) ([]domain.NewEvent, error) {
 				t.invoices, t.sandbox = nil, a.Sandbox
 				if !a.Opened {
 					return nil, nil
@@ -428,7 +428,7 @@ func (w *ClaimSync) sync(ctx context.Context, pieces []piece, sandbox bool) erro
 	var refusals []*refusal
 	for _, p := range pieces {
 		var ledger *domain.ManagedLedger // of this account's state in this attempt
-		cmds = append(cmds, accountCmd(p.acct.tenant, p.acct.id, func(a *domain.Account) ([]domain.NewEvent, error) {
+		cmds = append(cmds, eventstore.On(p.acct.tenant, domain.StreamTypeAccount, p.acct.id, domain.NewAccount, func(a *domain.Account) ([]domain.NewEvent, error) {
 			ledger = nil
 			if a.Opened {
 				ledger = domain.NewManagedLedger(a)
@@ -491,13 +491,6 @@ func (w *ClaimSync) sync(ctx context.Context, pieces []piece, sandbox bool) erro
 		claimSyncLag.Observe(now.Sub(p.acct.last).Seconds())
 	}
 	return nil
-}
-
-// accountCmd is a command on account id that only reads it.
-func accountCmd(tenantID, id string, decide func(*domain.Account) ([]domain.NewEvent, error)) eventstore.Command {
-	return eventstore.Command{TenantID: tenantID, StreamType: domain.StreamTypeAccount, StreamID: id,
-		New:    func() domain.Aggregate { return domain.NewAccount(tenantID, id) },
-		Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) { return decide(agg.(*domain.Account)) }}
 }
 
 // ClaimSyncLag is how far the claim sync (in whichever process leads) is

@@ -204,7 +204,7 @@ func (s *Scheduler) claimSweep(ctx context.Context, where string, args []any, re
 			var cmds []eventstore.Command
 			for _, r := range refs {
 				if r.sandbox == sandbox {
-					cmds = append(cmds, claimCmd(r.tenantID, r.id, decide))
+					cmds = append(cmds, eventstore.On(r.tenantID, domain.StreamTypeClaim, r.id, domain.NewClaim, decide))
 				}
 			}
 			if len(cmds) == 0 {
@@ -226,12 +226,6 @@ func (s *Scheduler) claimSweep(ctx context.Context, where string, args []any, re
 
 func (s *Scheduler) meta(sandbox bool) domain.Metadata {
 	return domain.Metadata{Actor: "system:scheduler", Sandbox: sandbox}
-}
-
-func claimCmd(tenantID, id string, decide func(*domain.Claim) ([]domain.NewEvent, error)) eventstore.Command {
-	return eventstore.Command{TenantID: tenantID, StreamType: domain.StreamTypeClaim, StreamID: id,
-		New:    func() domain.Aggregate { return domain.NewClaim(tenantID, id) },
-		Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) { return decide(agg.(*domain.Claim)) }}
 }
 
 // dueEnrollment is an active enrollment with a step due, with what the
@@ -302,25 +296,21 @@ func (s *Scheduler) journeys(ctx context.Context, today domain.Date, now time.Ti
 func (s *Scheduler) advance(d dueEnrollment, today domain.Date, now time.Time) []eventstore.Command {
 	var campaign *domain.Campaign
 	var gate domain.Gate
-	cmds := []eventstore.Command{{TenantID: d.tenantID, StreamType: domain.StreamTypeCampaign, StreamID: d.campaignID,
-		New: func() domain.Aggregate { return domain.NewCampaign(d.tenantID, d.campaignID) },
-		Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) {
-			campaign = agg.(*domain.Campaign)
-			return nil, nil
-		}}}
+	cmds := []eventstore.Command{eventstore.On(d.tenantID, domain.StreamTypeCampaign, d.campaignID, domain.NewCampaign,
+		func(c *domain.Campaign) ([]domain.NewEvent, error) { campaign = c; return nil, nil })}
 	switch d.targetType {
 	case "claim":
-		cmds = append(cmds, claimCmd(d.tenantID, d.claimID, func(c *domain.Claim) ([]domain.NewEvent, error) {
-			gate = domain.ClaimGate(c, d.disputed)
-			return nil, nil
-		}))
-	case "account":
-		cmds = append(cmds, eventstore.Command{TenantID: d.tenantID, StreamType: domain.StreamTypeAccount, StreamID: d.accountID,
-			New: func() domain.Aggregate { return domain.NewAccount(d.tenantID, d.accountID) },
-			Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) {
-				gate = domain.AccountGate(agg.(*domain.Account), d.disputed)
+		cmds = append(cmds, eventstore.On(d.tenantID, domain.StreamTypeClaim, d.claimID, domain.NewClaim,
+			func(c *domain.Claim) ([]domain.NewEvent, error) {
+				gate = domain.ClaimGate(c, d.disputed)
 				return nil, nil
-			}})
+			}))
+	case "account":
+		cmds = append(cmds, eventstore.On(d.tenantID, domain.StreamTypeAccount, d.accountID, domain.NewAccount,
+			func(a *domain.Account) ([]domain.NewEvent, error) {
+				gate = domain.AccountGate(a, d.disputed)
+				return nil, nil
+			}))
 	default:
 		switch {
 		case d.statementPaid:
@@ -329,14 +319,13 @@ func (s *Scheduler) advance(d dueEnrollment, today domain.Date, now time.Time) [
 			gate = domain.Gate{Held: true, Reason: "disputed"}
 		}
 	}
-	return append(cmds, eventstore.Command{TenantID: d.tenantID, StreamType: domain.StreamTypeEnrollment, StreamID: d.id,
-		New: func() domain.Aggregate { return domain.NewEnrollment(d.tenantID, d.id) },
-		Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) {
+	return append(cmds, eventstore.On(d.tenantID, domain.StreamTypeEnrollment, d.id, domain.NewEnrollment,
+		func(e *domain.Enrollment) ([]domain.NewEvent, error) {
 			if !campaign.Created {
 				return nil, domain.Errorf(domain.ENOTFOUND, "campaign %s not found", d.campaignID)
 			}
-			return agg.(*domain.Enrollment).Advance(campaign, gate, today, now)
-		}})
+			return e.Advance(campaign, gate, today, now)
+		}))
 }
 
 // AwaitProjections returns once every projection in names has applied

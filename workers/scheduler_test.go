@@ -51,23 +51,17 @@ func (w *collectionWorld) exec(cmds ...eventstore.Command) {
 
 func (w *collectionWorld) claim(id string, decide func(*domain.Claim) ([]domain.NewEvent, error)) {
 	w.t.Helper()
-	w.exec(eventstore.Command{TenantID: w.tenant, StreamType: domain.StreamTypeClaim, StreamID: id,
-		New:    func() domain.Aggregate { return domain.NewClaim(w.tenant, id) },
-		Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) { return decide(agg.(*domain.Claim)) }})
+	w.exec(eventstore.On(w.tenant, domain.StreamTypeClaim, id, domain.NewClaim, decide))
 }
 
 func (w *collectionWorld) campaign(id string, decide func(*domain.Campaign) ([]domain.NewEvent, error)) {
 	w.t.Helper()
-	w.exec(eventstore.Command{TenantID: w.tenant, StreamType: domain.StreamTypeCampaign, StreamID: id,
-		New:    func() domain.Aggregate { return domain.NewCampaign(w.tenant, id) },
-		Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) { return decide(agg.(*domain.Campaign)) }})
+	w.exec(eventstore.On(w.tenant, domain.StreamTypeCampaign, id, domain.NewCampaign, decide))
 }
 
 func (w *collectionWorld) dispute(id string, decide func(*domain.Dispute) ([]domain.NewEvent, error)) {
 	w.t.Helper()
-	w.exec(eventstore.Command{TenantID: w.tenant, StreamType: domain.StreamTypeDispute, StreamID: id,
-		New:    func() domain.Aggregate { return domain.NewDispute(w.tenant, id) },
-		Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) { return decide(agg.(*domain.Dispute)) }})
+	w.exec(eventstore.On(w.tenant, domain.StreamTypeDispute, id, domain.NewDispute, decide))
 }
 
 // enroll enrolls claim id in campaign cmp on day n (anchor: the claim's
@@ -78,18 +72,15 @@ func (w *collectionWorld) enroll(cmp, claimID string, n int) string {
 	var c *domain.Campaign
 	var cl *domain.Claim
 	w.exec(
-		eventstore.Command{TenantID: w.tenant, StreamType: domain.StreamTypeCampaign, StreamID: cmp,
-			New:    func() domain.Aggregate { return domain.NewCampaign(w.tenant, cmp) },
-			Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) { c = agg.(*domain.Campaign); return nil, nil }},
-		eventstore.Command{TenantID: w.tenant, StreamType: domain.StreamTypeClaim, StreamID: claimID,
-			New:    func() domain.Aggregate { return domain.NewClaim(w.tenant, claimID) },
-			Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) { cl = agg.(*domain.Claim); return nil, nil }},
-		eventstore.Command{TenantID: w.tenant, StreamType: domain.StreamTypeEnrollment, StreamID: enr,
-			New: func() domain.Aggregate { return domain.NewEnrollment(w.tenant, enr) },
-			Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) {
+		eventstore.On(w.tenant, domain.StreamTypeCampaign, cmp, domain.NewCampaign,
+			func(a *domain.Campaign) ([]domain.NewEvent, error) { c = a; return nil, nil }),
+		eventstore.On(w.tenant, domain.StreamTypeClaim, claimID, domain.NewClaim,
+			func(a *domain.Claim) ([]domain.NewEvent, error) { cl = a; return nil, nil }),
+		eventstore.On(w.tenant, domain.StreamTypeEnrollment, enr, domain.NewEnrollment,
+			func(e *domain.Enrollment) ([]domain.NewEvent, error) {
 				target := domain.EnrollmentTarget{Type: "claim", ID: claimID, ClaimID: claimID, AccountID: cl.AccountID}
-				return agg.(*domain.Enrollment).Enroll(c, target, cl.CurrentDueDate, w.date(n), false, w.at(n))
-			}},
+				return e.Enroll(c, target, cl.CurrentDueDate, w.date(n), false, w.at(n))
+			}),
 	)
 	return enr
 }
