@@ -143,31 +143,10 @@ func (w *ClaimSync) Skipped() int64 { return w.skipped.Load() }
 // nil once it progresses again.
 func (w *ClaimSync) LastError() error { return w.lastErr.Load() }
 
-var errClaimSyncNotLeader = errors.New("claim sync: another process is the leader")
-
 // Run syncs until ctx is done, taking over leadership whenever it is free.
 func (w *ClaimSync) Run(ctx context.Context) error {
-	standby := false
-	for {
-		err := w.lead(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		switch {
-		case errors.Is(err, errClaimSyncNotLeader):
-			if !standby {
-				w.log.Info("claim sync on standby: another process is syncing")
-				standby = true
-			}
-		case err != nil:
-			w.lastErr.Set(err)
-			w.log.Error("claim sync stopped; retrying", "err", err)
-			standby = false
-		}
-		if !sleep(ctx, w.cfg.LeaderRetry) {
-			return nil
-		}
-	}
+	runLeader(ctx, w.log, "claim sync", w.cfg.LeaderRetry, w.lead, w.lastErr.Set)
+	return nil
 }
 
 func (w *ClaimSync) lead(ctx context.Context) error {
@@ -183,7 +162,7 @@ func (w *ClaimSync) lead(ctx context.Context) error {
 			return fmt.Errorf("claim sync: lock: %w", err)
 		}
 		if !got {
-			return errClaimSyncNotLeader
+			return errStandby
 		}
 		defer func() {
 			uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

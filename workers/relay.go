@@ -101,32 +101,10 @@ func (r *Relay) Sequence() uint64 { return r.seq.Load() }
 // publishing succeeds again.
 func (r *Relay) LastError() error { return r.lastErr.Load() }
 
-var errNotLeader = errors.New("relay: another process is the leader")
-
 // Run relays until ctx is done, taking over leadership whenever it is free.
 func (r *Relay) Run(ctx context.Context) error {
-	standby := false
-	for {
-		err := r.lead(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		switch {
-		case errors.Is(err, errNotLeader):
-			if !standby {
-				r.log.Info("relay on standby: another process is relaying")
-				standby = true
-			}
-		case err != nil:
-			r.log.Error("relay stopped; retrying", "err", err)
-			standby = false
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(r.cfg.LeaderRetry):
-		}
-	}
+	runLeader(ctx, r.log, "relay", r.cfg.LeaderRetry, r.lead, nil)
+	return nil
 }
 
 func (r *Relay) lead(ctx context.Context) error {
@@ -140,7 +118,7 @@ func (r *Relay) lead(ctx context.Context) error {
 		return fmt.Errorf("relay: lock: %w", err)
 	}
 	if !got {
-		return errNotLeader
+		return errStandby
 	}
 	defer func() {
 		uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
