@@ -152,25 +152,11 @@ func (w *ClaimSync) Run(ctx context.Context) error {
 func (w *ClaimSync) lead(ctx context.Context) error {
 	var ping func(context.Context) error
 	if !w.cfg.NoLeadership {
-		conn, err := w.store.Pool().Acquire(ctx)
+		conn, release, err := takeLeadership(ctx, w.store.Pool(), "claim sync", claimSyncLockID)
 		if err != nil {
-			return fmt.Errorf("claim sync: acquire: %w", err)
+			return err
 		}
-		defer conn.Release()
-		var got bool
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, claimSyncLockID).Scan(&got); err != nil {
-			return fmt.Errorf("claim sync: lock: %w", err)
-		}
-		if !got {
-			return errStandby
-		}
-		defer func() {
-			uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if _, err := conn.Exec(uctx, `SELECT pg_advisory_unlock($1)`, claimSyncLockID); err != nil {
-				conn.Conn().Close(uctx) // the session ends, and the lock with it
-			}
-		}()
+		defer release()
 		ping = conn.Ping
 		claimSyncLeader.Set(1)
 		defer claimSyncLeader.Set(0)
@@ -489,21 +475,8 @@ func MeasureClaimSyncLag(ctx context.Context, store *eventstore.Store) (ClaimSyn
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return l, fmt.Errorf("claim sync lag: %w", err)
 	}
-	if l.Pending, err = store.Pending(ctx, l.Checkpoint, 10_000); err != nil {
-		return l, err
-	}
-	if l.Pending > 0 {
-		var oldest time.Time
-		err := store.Pool().QueryRow(ctx, `
-			SELECT recorded_at FROM events
-			WHERE (tx_id, position) > ($1::bigint::text::xid8, $2::bigint)
-			ORDER BY tx_id, position LIMIT 1`, l.Checkpoint.TxID, l.Checkpoint.Position).Scan(&oldest)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return l, fmt.Errorf("claim sync lag: %w", err)
-		}
-		if !oldest.IsZero() {
-			l.OldestPending = time.Since(oldest).Seconds()
-		}
+	if l.Pending, l.OldestPending, err = pendingAfter(ctx, store, l.Checkpoint); err != nil {
+		return l, fmt.Errorf("claim sync lag: %w", err)
 	}
 	return l, nil
 }

@@ -29,21 +29,8 @@ func MeasureRelayLag(ctx context.Context, store *eventstore.Store) (RelayLag, er
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return l, fmt.Errorf("relay lag: %w", err)
 	}
-	if l.Pending, err = store.Pending(ctx, l.Checkpoint, 10_000); err != nil {
-		return l, err
-	}
-	if l.Pending > 0 {
-		var oldest time.Time
-		err := store.Pool().QueryRow(ctx, `
-			SELECT recorded_at FROM events
-			WHERE (tx_id, position) > ($1::bigint::text::xid8, $2::bigint)
-			ORDER BY tx_id, position LIMIT 1`, l.Checkpoint.TxID, l.Checkpoint.Position).Scan(&oldest)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return l, fmt.Errorf("relay lag: %w", err)
-		}
-		if !oldest.IsZero() {
-			l.OldestPending = time.Since(oldest).Seconds()
-		}
+	if l.Pending, l.OldestPending, err = pendingAfter(ctx, store, l.Checkpoint); err != nil {
+		return l, fmt.Errorf("relay lag: %w", err)
 	}
 	return l, nil
 }

@@ -108,25 +108,11 @@ func (r *Relay) Run(ctx context.Context) error {
 }
 
 func (r *Relay) lead(ctx context.Context) error {
-	conn, err := r.store.Pool().Acquire(ctx)
+	conn, release, err := takeLeadership(ctx, r.store.Pool(), "relay", relayLockID)
 	if err != nil {
-		return fmt.Errorf("relay: acquire: %w", err)
+		return err
 	}
-	defer conn.Release()
-	var got bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, relayLockID).Scan(&got); err != nil {
-		return fmt.Errorf("relay: lock: %w", err)
-	}
-	if !got {
-		return errStandby
-	}
-	defer func() {
-		uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if _, err := conn.Exec(uctx, `SELECT pg_advisory_unlock($1)`, relayLockID); err != nil {
-			conn.Conn().Close(uctx) // the session ends, and the lock with it
-		}
-	}()
+	defer release()
 	r.leader.Store(true)
 	relayLeader.Set(1)
 	defer func() { r.leader.Store(false); relayLeader.Set(0) }()
