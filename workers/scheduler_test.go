@@ -269,3 +269,104 @@ func TestSchedulerOverHundredTwentyDays(t *testing.T) {
 	sort.Strings(want)
 	require.Equal(t, want, got)
 }
+
+// TestSchedulerAccountJourneys runs account enrollments: a dispute on the
+// account holds its steps, settling the account ends its journey, and a
+// second tick on the same day records nothing.
+func TestSchedulerAccountJourneys(t *testing.T) {
+	ctx := context.Background()
+	_, pool := testDB.Isolated(t, 10)
+	w := &collectionWorld{t: t, store: eventstore.New(pool), ids: domain.NewIDGenerator(nil),
+		day0: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), tenant: "ten_acct"}
+	clock := &fakeClock{}
+	sched := workers.NewScheduler(w.store, clock, workers.SchedulerConfig{Ready: func(ctx context.Context) error {
+		return workers.CatchUpProjections(ctx, w.store, workers.SchedulerProjections, 30*time.Second)
+	}}, logger)
+	tick := func(day int) workers.TickResult {
+		t.Helper()
+		clock.Set(w.at(day).Add(time.Hour))
+		res, err := sched.Tick(ctx)
+		require.NoError(t, err)
+		return res
+	}
+	account := func(id string, decide func(*domain.Account) ([]domain.NewEvent, error)) {
+		t.Helper()
+		w.exec(eventstore.On(w.tenant, domain.StreamTypeAccount, id, domain.NewAccount, decide))
+	}
+	cmp := w.ids.New(domain.PrefixCampaign, w.at(0))
+	w.campaign(cmp, func(c *domain.Campaign) ([]domain.NewEvent, error) {
+		return c.Create(domain.CampaignInput{Name: "Accounts", Type: "collection", Steps: []domain.CampaignStep{
+			{DayOffset: 1, Action: "email"}, {DayOffset: 10, Action: "letter"}}}, false, w.at(0))
+	})
+	accts := map[string]string{}
+	enrs := map[string]string{}
+	for _, name := range []string{"disputed", "settled"} {
+		id := w.ids.New(domain.PrefixAccount, w.at(0))
+		accts[name] = id
+		account(id, func(a *domain.Account) ([]domain.NewEvent, error) {
+			evs, err := a.Open(domain.OpenAccount{Reference: "A-" + name, Currency: "EUR"}, w.at(0))
+			if err != nil {
+				return nil, err
+			}
+			more, err := a.PostEntries([]domain.EntryInput{{Reference: "INV-1", Kind: domain.KindInvoice, Amount: decimal.RequireFromString("80.00"),
+				DueDate: w.date(5)}}, w.at(0), nil)
+			return append(evs, more...), err
+		})
+		enrs[name] = domain.EnrollmentID(cmp, id)
+		var c *domain.Campaign
+		var acct *domain.Account
+		w.exec(
+			eventstore.On(w.tenant, domain.StreamTypeCampaign, cmp, domain.NewCampaign, func(a *domain.Campaign) ([]domain.NewEvent, error) { c = a; return nil, nil }),
+			eventstore.On(w.tenant, domain.StreamTypeAccount, id, domain.NewAccount, func(a *domain.Account) ([]domain.NewEvent, error) { acct = a; return nil, nil }),
+			eventstore.On(w.tenant, domain.StreamTypeEnrollment, enrs[name], domain.NewEnrollment, func(e *domain.Enrollment) ([]domain.NewEvent, error) {
+				return e.Enroll(c, domain.EnrollmentTarget{Type: "account", ID: id, AccountID: id}, acct.OldestDueDate(), w.date(0), false, w.at(0))
+			}),
+		)
+	}
+	dispute := w.ids.New(domain.PrefixDispute, w.at(0))
+	w.dispute(dispute, func(d *domain.Dispute) ([]domain.NewEvent, error) {
+		return d.Open(domain.DisputeInput{AccountID: accts["disputed"], Reason: "not_mine"}, false, w.at(0))
+	})
+
+	// Day 6: the undisputed account gets its email; the disputed one waits.
+	require.Equal(t, 1, tick(6).Steps)
+	require.Zero(t, tick(6).Events(), "a second tick the same day records nothing")
+	// Day 8: the settled account pays in full; day 15 its journey ends
+	// instead of sending the letter. The dispute is withdrawn on day 15:
+	// both held steps (days 6 and 15) fire.
+	account(accts["settled"], func(a *domain.Account) ([]domain.NewEvent, error) {
+		_, evs, err := a.RecordPayment(w.ids.New(domain.PrefixPayment, w.at(8)), domain.PaymentInput{Reference: "P-1",
+			Amount: decimal.RequireFromString("80.00"), Status: domain.PaymentCompleted}, w.at(8))
+		return evs, err
+	})
+	w.dispute(dispute, func(d *domain.Dispute) ([]domain.NewEvent, error) { return d.Withdraw("paid elsewhere", w.at(15)) })
+	res := tick(15)
+	require.Equal(t, workers.TickResult{Date: w.date(15), Steps: 2, Ended: 2, Position: res.Position}, res)
+
+	var got []string
+	evs, err := w.store.ReadAll(ctx, domain.Checkpoint{}, 1000)
+	require.NoError(t, err)
+	for _, e := range evs {
+		switch e.Type {
+		case domain.EventJourneyStepDue:
+			var d domain.StepDue
+			require.NoError(t, json.Unmarshal(e.Data, &d))
+			require.Equal(t, e.StreamID, enrs[map[bool]string{true: "disputed", false: "settled"}[d.Target.AccountID == accts["disputed"]]])
+			got = append(got, fmt.Sprintf("%s %s @%s", d.Target.AccountID, d.Action, d.Date))
+		case domain.EventEnrollmentEnded:
+			var d domain.EnrollmentEnded
+			require.NoError(t, json.Unmarshal(e.Data, &d))
+			got = append(got, fmt.Sprintf("%s ended (%s)", e.StreamID, d.Reason))
+		}
+	}
+	want := []string{
+		fmt.Sprintf("%s email @%s", accts["settled"], w.date(6)),
+		fmt.Sprintf("%s email @%s", accts["disputed"], w.date(15)),
+		fmt.Sprintf("%s letter @%s", accts["disputed"], w.date(15)),
+		fmt.Sprintf("%s ended (journey finished)", enrs["disputed"]),
+		fmt.Sprintf("%s ended (account settled)", enrs["settled"]),
+	}
+	sort.Strings(got)
+	sort.Strings(want)
+	require.Equal(t, want, got)
+}
