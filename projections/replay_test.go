@@ -29,6 +29,7 @@ func moneyInstallation(t *testing.T, seed uint64, conns int32) (*pgxpool.Pool, *
 	projectiontest.ClaimsHistory(t, projectiontest.NewRand(seed^0xc1a1), store, 60) // so that claims is not empty
 	// Nor disputes, campaigns and enrollments.
 	projectiontest.CollectionsHistory(t, projectiontest.NewRand(seed^0xc011), store, 60)
+	projectiontest.WebhooksHistory(t, projectiontest.NewRand(seed^0x4e0b), store, 60) // and webhook_outbox
 	catchUp(t, store, projections.All()...)
 	return pool, store, projections.NewEngine(store)
 }

@@ -69,7 +69,7 @@ func (StreamHeads) Apply(ctx context.Context, tx pgx.Tx, events []domain.Event) 
 
 // All returns every projection arrears runs, by name.
 func All() []Projection {
-	return []Projection{StreamHeads{}, Debtors{}, Ledger{}, Claims{}, Disputes{}, Campaigns{}}
+	return []Projection{StreamHeads{}, Debtors{}, Ledger{}, Claims{}, Disputes{}, Campaigns{}, WebhookOutbox{}}
 }
 
 // ByName returns the projection called name.

@@ -28,8 +28,9 @@ var contractWorkloads = map[string]map[string]projectiontest.Workload{
 	"ledger":  {"money": projectiontest.MoneyWorkload, "collections": projectiontest.CollectionsWorkload},
 	"claims": {"claims": projectiontest.ClaimsWorkload, "generic": projectiontest.GenericWorkload,
 		"collections": projectiontest.CollectionsWorkload},
-	"disputes":  {"collections": projectiontest.CollectionsWorkload, "generic": projectiontest.GenericWorkload},
-	"campaigns": {"collections": projectiontest.CollectionsWorkload, "generic": projectiontest.GenericWorkload},
+	"disputes":       {"collections": projectiontest.CollectionsWorkload, "generic": projectiontest.GenericWorkload},
+	"campaigns":      {"collections": projectiontest.CollectionsWorkload, "generic": projectiontest.GenericWorkload},
+	"webhook_outbox": {"webhooks": projectiontest.WebhooksWorkload, "generic": projectiontest.GenericWorkload},
 }
 
 // TestContract runs every projection through the contract suite.
