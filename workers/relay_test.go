@@ -72,6 +72,16 @@ func TestPlainSubscriberGetsEveryEventInStreamOrder(t *testing.T) {
 		seen[ce.ID] = true
 		assert.Equal(t, lastVersion[ce.StreamID]+1, ce.StreamVersion, "stream %s out of order", ce.StreamID)
 		lastVersion[ce.StreamID] = ce.StreamVersion
+		// A valid envelope of exactly the stored event.
+		ev, err := ce.Event()
+		if assert.NoError(t, err, "not a valid arrears CloudEvent") {
+			stored, err := e.store.Event(context.Background(), ce.TenantID, ce.ID)
+			require.NoError(t, err)
+			stored.TxID, stored.Hash, stored.Metadata = 0, nil, domain.Metadata{Sandbox: stored.Metadata.Sandbox}
+			assert.JSONEq(t, string(stored.Data), string(ev.Data))
+			ev.Data = stored.Data // compacted in the envelope
+			assert.Equal(t, stored, ev, "the envelope carries the stored event")
+		}
 	}
 	assert.Equal(t, e.globalOrder(), e.streamIDs(), "stream sequence k is the k-th event of the global order")
 }
