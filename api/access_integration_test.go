@@ -119,6 +119,8 @@ func TestCrossTenantEveryResourceRoute(t *testing.T) {
 		campaigned = max(campaigned, r.position(t))
 	}
 	r = e.post(t, bKey.Secret, "/v1/campaigns/"+campaignsOfB[0].id+"/enrollments", map[string]any{"claim_ids": []string{claimsOfB[0].id}})
+	// Webhook endpoints of B's, live and test, each with a delivery (webhooks_integration_test.go).
+	hooksOfB, hookDeliveriesOfB := webhooksOfB[foreign](t, e, bKey.Secret, bTest.Secret)
 	require.Equal(t, http.StatusCreated, r.Status, "B's enrollment: %s", r.Body)
 	table := map[route][]foreign{
 		// Claims, and a debtor's accounts and claims.
@@ -194,6 +196,16 @@ func TestCrossTenantEveryResourceRoute(t *testing.T) {
 		{http.MethodPost, "/v1/campaigns/{id}/enrollments"}:                   campaignsOfB,
 		{http.MethodGet, "/v1/campaigns/{id}/enrollments/{enrollment_id}"}:    campaignsOfB,
 		{http.MethodDelete, "/v1/campaigns/{id}/enrollments/{enrollment_id}"}: campaignsOfB,
+
+		// Webhook endpoints and deliveries.
+		{http.MethodGet, "/v1/webhook-endpoints/{id}"}:                hooksOfB,
+		{http.MethodPatch, "/v1/webhook-endpoints/{id}"}:              hooksOfB,
+		{http.MethodDelete, "/v1/webhook-endpoints/{id}"}:             hooksOfB,
+		{http.MethodPost, "/v1/webhook-endpoints/{id}/rotate-secret"}: hooksOfB,
+		{http.MethodPost, "/v1/webhook-endpoints/{id}/test"}:          hooksOfB,
+		{http.MethodPost, "/v1/webhook-endpoints/{id}/replay"}:        hooksOfB,
+		{http.MethodGet, "/v1/webhook-endpoints/{id}/deliveries"}:     hooksOfB,
+		{http.MethodPost, "/v1/webhook-deliveries/{id}/redeliver"}:    hookDeliveriesOfB,
 	}
 	for _, r := range e.routes(t) {
 		if strings.Contains(r.Pattern, "{id}") {
@@ -256,6 +268,8 @@ func TestCrossTenantEveryResourceRoute(t *testing.T) {
 	require.Equal(t, 2, e.count(t, `SELECT count(*) FROM events WHERE type LIKE 'dispute.%'`), "only B's dispute.opened")
 	require.Equal(t, 2, e.count(t, `SELECT count(*) FROM events WHERE type LIKE 'campaign.%'`), "only B's campaign.created")
 	require.Equal(t, 1, e.count(t, `SELECT count(*) FROM events WHERE type LIKE 'enrollment.%'`), "only B's enrollment.created")
+	require.Equal(t, 2, e.count(t, `SELECT count(*) FROM events WHERE type LIKE 'webhook_endpoint.%'`), "only B's webhook_endpoint.created")
+	require.Equal(t, 2, e.count(t, `SELECT count(*) FROM webhook_deliveries`), "only B's test pings")
 }
 
 // TestScopes: each route needs its scope, a write scope implies read, and an

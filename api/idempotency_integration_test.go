@@ -438,6 +438,21 @@ func TestEveryWriteRouteHonoursIdempotencyKey(t *testing.T) {
 	} {
 		writes[pattern] = w
 	}
+	// Webhook endpoints: one to delete, one for everything else, and a
+	// delivery (a test ping) to redeliver.
+	hookDel := e.createWebhookEndpoint(t, k.Secret, map[string]any{"url": "https://hooks.example.com/walk-delete"})
+	hook := e.createWebhookEndpoint(t, k.Secret, map[string]any{"url": "https://hooks.example.com/walk"})
+	r = e.post(t, k.Secret, "/v1/webhook-endpoints/"+hook.ID+"/test", nil)
+	require.Equal(t, http.StatusAccepted, r.Status, "%s", r.Body)
+	for pattern, w := range map[string]write{
+		"/v1/webhook-endpoints":                    {hook.ID, `{"url":"https://hooks.example.com/walk-new"}`}, // POST creates, PATCH changes the URL
+		"/v1/webhook-endpoints/{id}/rotate-secret": {hook.ID, `{"overlap_seconds":60}`},
+		"/v1/webhook-endpoints/{id}/test":          {hook.ID, ``},
+		"/v1/webhook-endpoints/{id}/replay":        {hook.ID, `{"from":"2026-01-01T00:00:00Z"}`},
+		"/v1/webhook-deliveries/{id}/redeliver":    {r.object(t)["id"].(string), ``},
+	} {
+		writes[pattern] = w
+	}
 	bodies := map[route]string{{http.MethodPatch, "/v1/claims/{id}"}: `{"portfolio_reference":"walk"}`}
 	attrPath := "/v1/accounts/" + attrs.ID
 	exactPaths := map[route]string{
@@ -450,6 +465,7 @@ func TestEveryWriteRouteHonoursIdempotencyKey(t *testing.T) {
 		{http.MethodDelete, "/v1/accounts/{id}/mandates/{mandate_id}"}: attrPath + "/mandates/M-DEL",
 	}
 	exactPaths[route{http.MethodPost, "/v1/triggers/{name}"}] = "/v1/triggers/walk"
+	exactPaths[route{http.MethodDelete, "/v1/webhook-endpoints/{id}"}] = "/v1/webhook-endpoints/" + hookDel.ID
 	exactPaths[route{http.MethodDelete, "/v1/campaigns/{id}/enrollments/{enrollment_id}"}] = "/v1/campaigns/" + enrollCmp + "/enrollments/" + enrolled.Data[0].Enrollment.ID
 	n := 0
 	for _, rt := range e.routes(t) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/arrears/arrears/domain"
 	"github.com/arrears/arrears/eventstore"
+	"github.com/arrears/arrears/webhooks"
 )
 
 // Check is one readiness check: it returns details to show and an error
@@ -34,10 +35,11 @@ type RateLimit struct {
 
 // Config tunes the API.
 type Config struct {
-	BodyLimit      int64         // request body bytes; default 1 MiB
-	RateLimit      RateLimit     // per API key
-	IdempotencyTTL time.Duration // how long Idempotency-Key records are kept; default 24 h (the minimum)
-	WaitLimit      time.Duration // longest min_position wait; default 5 s
+	BodyLimit      int64           // request body bytes; default 1 MiB
+	RateLimit      RateLimit       // per API key
+	IdempotencyTTL time.Duration   // how long Idempotency-Key records are kept; default 24 h (the minimum)
+	WaitLimit      time.Duration   // longest min_position wait; default 5 s
+	Webhooks       webhooks.Config // secrets key, URL address policy, rotation overlap
 }
 
 func (c Config) withDefaults() Config {
@@ -73,6 +75,7 @@ type Server struct {
 	cfg     Config
 	limiter *rateLimiter
 	ids     *domain.IDGenerator
+	hooks   *webhooks.Service
 }
 
 // NewServer returns the handler.
@@ -82,6 +85,9 @@ func NewServer(d Deps) *Server {
 	}
 	s := &Server{router: chi.NewRouter(), checks: d.Checks, log: d.Log, store: d.Store, auth: d.Auth, cfg: d.Config.withDefaults(), ids: domain.NewIDGenerator(nil)}
 	s.limiter = newRateLimiter(s.cfg.RateLimit)
+	if s.store != nil {
+		s.hooks = webhooks.NewService(s.store, s.cfg.Webhooks)
+	}
 	r := s.router
 	r.Use(requestID, s.recoverer, s.accessLog)
 	r.Get("/healthz", s.healthz)
@@ -212,6 +218,17 @@ func (s *Server) routes() {
 				r.With(s.require("events", "read")).Get("/events", s.listEvents)
 				r.With(s.require("events", "read")).Get("/events/{id}", s.getEvent)
 
+				// Webhook endpoints and their deliveries (webhooks.go).
+				r.With(s.require("webhooks", "read")).Get("/webhook-endpoints", s.listWebhookEndpoints)
+				r.With(s.require("webhooks", "write")).Post("/webhook-endpoints", s.createWebhookEndpoint)
+				r.With(s.require("webhooks", "read")).Get("/webhook-endpoints/{id}", s.getWebhookEndpoint)
+				r.With(s.require("webhooks", "write")).Patch("/webhook-endpoints/{id}", s.updateWebhookEndpoint)
+				r.With(s.require("webhooks", "write")).Delete("/webhook-endpoints/{id}", s.deleteWebhookEndpoint)
+				r.With(s.require("webhooks", "write")).Post("/webhook-endpoints/{id}/rotate-secret", s.rotateWebhookSecret)
+				r.With(s.require("webhooks", "write")).Post("/webhook-endpoints/{id}/test", s.testWebhookEndpoint)
+				r.With(s.require("webhooks", "write")).Post("/webhook-endpoints/{id}/replay", s.replayWebhooks)
+				r.With(s.require("webhooks", "read")).Get("/webhook-endpoints/{id}/deliveries", s.listWebhookDeliveries)
+				r.With(s.require("webhooks", "write")).Post("/webhook-deliveries/{id}/redeliver", s.redeliverWebhook)
 			})
 		})
 	})
