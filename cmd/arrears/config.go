@@ -43,6 +43,8 @@ type Config struct {
 	IdempotencyTTL    time.Duration `env:"ARREARS_IDEMPOTENCY_TTL" envDefault:"24h"`
 	ReadWaitLimit     time.Duration `env:"ARREARS_READ_WAIT_LIMIT" envDefault:"5s"` // longest min_position wait
 
+	Webhooks WebhookConfig // ARREARS_WEBHOOK_* (webhooks_config.go)
+
 	httpAddrSet bool // ARREARS_HTTP_ADDR given explicitly
 }
 
@@ -52,7 +54,7 @@ func loadConfig() (Config, error) {
 		return cfg, fmt.Errorf("config: %w", err)
 	}
 	_, cfg.httpAddrSet = os.LookupEnv("ARREARS_HTTP_ADDR")
-	return cfg, nil
+	return cfg, cfg.Webhooks.parse()
 }
 
 func (c Config) apiConfig() api.Config {
@@ -61,6 +63,7 @@ func (c Config) apiConfig() api.Config {
 		RateLimit:      api.RateLimit{Requests: c.RateLimitRequests, Per: c.RateLimitPer},
 		IdempotencyTTL: c.IdempotencyTTL,
 		WaitLimit:      c.ReadWaitLimit,
+		Webhooks:       c.Webhooks.service(),
 	}
 }
 

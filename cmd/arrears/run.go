@@ -24,6 +24,7 @@ Commands:
   verify    walk every stream's hash chain and compare every projection with a
             rebuild; exit status 1 if a chain is broken or a projection differs
   events    export the event store as NDJSON, or import an export into an empty database ("arrears events" for usage)
+  tail      print live events from NATS (--subject S, --raw, --count N, --server URL)
   tick      run the collection scheduler once (--date YYYY-MM-DD: as of that day)
   keys      create, list and revoke API keys ("arrears keys" for usage)
   bench     load benchmark on a fresh database: ingest, latency, lag, replay (-quick: short run)
@@ -58,6 +59,8 @@ func run(ctx context.Context, args []string) error {
 		return keys(ctx, args)
 	case "tick":
 		return tick(ctx, args)
+	case "tail":
+		return tailCmd(ctx, args)
 	case "events":
 		return events(ctx, args)
 	case "bench":

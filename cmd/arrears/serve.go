@@ -59,6 +59,10 @@ func serve(ctx context.Context, mode string) error {
 			return err
 		}
 	}
+	var dispatcher *workers.Dispatcher // webhooks (dispatcher.go)
+	if runWorkers && !cfg.Webhooks.Disabled {
+		dispatcher = workers.NewDispatcher(p.store, nil, cfg.Webhooks.dispatcher(), log)
+	}
 	var claimSync *workers.ClaimSync // managed claims follow their invoices
 	if runWorkers {
 		claimSync = workers.NewClaimSync(p.store, workers.ClaimSyncConfig{}, log)
@@ -99,6 +103,15 @@ func serve(ctx context.Context, mode string) error {
 			return detail, failed
 		}})
 	}
+	if dispatcher != nil {
+		checks = append(checks, api.Check{Name: "webhooks", Fn: func(ctx context.Context) (any, error) {
+			b, err := workers.MeasureWebhookBacklog(ctx, p.store)
+			if err != nil {
+				return nil, err
+			}
+			return b, dispatcher.LastError()
+		}})
+	}
 	if claimSync != nil {
 		checks = append(checks, api.Check{Name: "claim_sync", Fn: func(ctx context.Context) (any, error) {
 			l, err := workers.MeasureClaimSyncLag(ctx, p.store)
@@ -134,6 +147,9 @@ func serve(ctx context.Context, mode string) error {
 	}
 	for _, pr := range projectors {
 		wg.Go(func() { _ = pr.Run(wctx) })
+	}
+	if dispatcher != nil {
+		wg.Go(func() { _ = dispatcher.Run(wctx) })
 	}
 	if claimSync != nil {
 		wg.Go(func() { _ = claimSync.Run(wctx) })
