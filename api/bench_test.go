@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
 
 	"github.com/arrears/arrears/api"
 	"github.com/arrears/arrears/domain"
@@ -147,6 +148,172 @@ func BenchmarkBatchIngest(b *testing.B) {
 			b.ReportMetric(r/rates[clients], "x_copy")
 		})
 	}
+}
+
+// BenchmarkBalanceRead measures reading the current balance of an account
+// of 5,001 events (opened, 2,500 invoices, 1,250 completed payments), the
+// old way and the new, in the same run: "store/full_fold" folds the whole
+// stream (Store.Load, what GET balance did on every request) and computes
+// the balance; "store/cached" is Store.Read — one query for the events
+// after the cached state (none here) — and the same computation, which is
+// what a read costs after the account changed; "store/cached_derived" is
+// Store.ReadDerived, as GET balance uses it: the balance kept with the
+// cached state is not computed again while the account is unchanged;
+// "store/balance_only" is the computation alone, on the folded account.
+// "http/…" are the same through GET /v1/accounts/{id}/balance
+// (authentication, routing, JSON): the fold through ?as_of_position=<the
+// last event> (LoadAsOf: the whole stream, as the old handler; plus one
+// query for the date), the cached read without it, and the cached read's
+// throughput from 16 concurrent clients. The cached sub-benchmarks report
+// x_full_fold, the full fold's ns/op over theirs.
+func BenchmarkBalanceRead(b *testing.B) {
+	const invoices, payments = 2500, 1250
+	_, pool := testDB.Isolated(b, 8)
+	store := eventstore.New(pool)
+	ctx := context.Background()
+	srv, secret, client := benchServer(b, store)
+	do := func(method, path string, body []byte, want int) (*http.Response, []byte, error) {
+		req, _ := http.NewRequest(method, srv.URL+path, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+secret)
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer resp.Body.Close()
+		out, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != want {
+			err = fmt.Errorf("%s %s: %d %.300s", method, path, resp.StatusCode, out)
+		}
+		return resp, out, err
+	}
+	_, out, err := do("POST", "/v1/accounts", []byte(`{"reference":"A-1","currency":"EUR"}`), http.StatusCreated)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var acct struct{ ID, TenantID string }
+	if err := json.Unmarshal(out, &acct); err != nil {
+		b.Fatal(err)
+	}
+	var tenant string
+	if err := pool.QueryRow(ctx, `SELECT tenant_id FROM events WHERE stream_id = $1`, acct.ID).Scan(&tenant); err != nil {
+		b.Fatal(err)
+	}
+	batch := []byte(`{"entries":[`)
+	for i := range invoices {
+		if i > 0 {
+			batch = append(batch, ',')
+		}
+		batch = fmt.Appendf(batch, `{"account_id":%q,"reference":"INV-%05d","kind":"invoice","amount":"%d.%02d","due_date":"2026-%02d-%02d"}`,
+			acct.ID, i, 10+i%900, i%100, 1+i%12, 1+i%28)
+	}
+	if _, _, err := do("POST", "/v1/ledger-entries/batch", append(batch, "]}"...), http.StatusCreated); err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	if _, err := store.Execute(ctx, domain.Metadata{}, []eventstore.Command{eventstore.On(tenant, domain.StreamTypeAccount, acct.ID, domain.NewAccount,
+		func(a *domain.Account) ([]domain.NewEvent, error) {
+			var evs []domain.NewEvent
+			for i := range payments {
+				_, more, err := a.RecordPayment(fmt.Sprintf("pay_%05d", i), domain.PaymentInput{Amount: decimal.RequireFromString("7.50")}, now)
+				if err != nil {
+					return nil, err
+				}
+				evs = append(evs, more...)
+			}
+			return evs, nil
+		})}, nil); err != nil {
+		b.Fatal(err)
+	}
+	var events, head int64
+	if err := pool.QueryRow(ctx, `SELECT count(*), max(position) FROM events WHERE stream_id = $1`, acct.ID).Scan(&events, &head); err != nil {
+		b.Fatal(err)
+	}
+	if events != 1+invoices+2*payments {
+		b.Fatalf("%d events", events)
+	}
+	today := domain.DateOf(now)
+	var sink domain.Balance
+	cmd := eventstore.On(tenant, domain.StreamTypeAccount, acct.ID, domain.NewAccount, nil)
+	cached := func(agg domain.Aggregate, _ int64) error {
+		sink = agg.(*domain.Account).Balance(today)
+		return nil
+	}
+	if err := store.Read(ctx, cmd, cached); err != nil { // the first read takes Execute's aggregate
+		b.Fatal(err)
+	}
+	full := map[string]float64{}
+	ratio := func(b *testing.B, of string) {
+		b.ReportMetric(full[of]/(float64(b.Elapsed().Nanoseconds())/float64(b.N)), "x_full_fold")
+	}
+	b.Run("store/full_fold", func(b *testing.B) {
+		for b.Loop() {
+			a := domain.NewAccount(tenant, acct.ID)
+			if _, err := store.Load(ctx, tenant, acct.ID, a); err != nil {
+				b.Fatal(err)
+			}
+			sink = a.Balance(today)
+		}
+		full["store"] = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	})
+	b.Run("store/cached", func(b *testing.B) {
+		for b.Loop() {
+			if err := store.Read(ctx, cmd, cached); err != nil {
+				b.Fatal(err)
+			}
+		}
+		ratio(b, "store")
+	})
+	b.Run("store/cached_derived", func(b *testing.B) {
+		for b.Loop() {
+			v, err := store.ReadDerived(ctx, cmd, "balance", func(agg domain.Aggregate, _ int64) (any, error) {
+				return agg.(*domain.Account).Balance(today), nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			sink = v.(domain.Balance)
+		}
+		ratio(b, "store")
+	})
+	b.Run("store/balance_only", func(b *testing.B) {
+		a := domain.NewAccount(tenant, acct.ID)
+		if _, err := store.Load(ctx, tenant, acct.ID, a); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			sink = a.Balance(today)
+		}
+	})
+	get := func(b *testing.B, path string) {
+		for b.Loop() {
+			if _, _, err := do("GET", path, nil, http.StatusOK); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("http/full_fold", func(b *testing.B) {
+		get(b, fmt.Sprintf("/v1/accounts/%s/balance?as_of_position=%d", acct.ID, head))
+		full["http"] = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	})
+	b.Run("http/cached", func(b *testing.B) {
+		get(b, "/v1/accounts/"+acct.ID+"/balance")
+		ratio(b, "http")
+	})
+	// Capacity: as many requests as 16 clients get answered (the client
+	// shares the machine with the server and PostgreSQL).
+	b.Run("http/cached_parallel", func(b *testing.B) {
+		b.SetParallelism(8)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, _, err := do("GET", "/v1/accounts/"+acct.ID+"/balance", nil, http.StatusOK); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+	})
+	_ = sink
 }
 
 // runClients runs b.N calls of f spread over clients goroutines (f gets

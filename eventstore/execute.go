@@ -1,7 +1,6 @@
 package eventstore
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -279,25 +278,26 @@ func (l *streamLocks) lock(cmds []Command) (unlock func()) {
 	}
 }
 
-// aggregateCache keeps recently used aggregates (bounded, least recently
-// used out). Correctness never depends on it: a cached aggregate is caught
-// up with the events after its version before use, and any conflict
-// discards it.
+// aggregateCache keeps recently used aggregates for Execute, bounded by
+// count and by the events folded into them (an aggregate's memory grows with
+// its history; see WithCacheLimits), least recently used out. Correctness
+// never depends on it: a cached aggregate is caught up with the events after
+// its version before use, and any conflict discards it. Only committed
+// states are in it: an aggregate is taken out while a command decides on it
+// and put back, at its new version, once the command committed (or
+// refused without changing it).
 type aggregateCache struct {
-	mu    sync.Mutex
-	max   int
-	order *list.List
-	items map[string]*list.Element
+	mu  sync.Mutex
+	lru *lru[*cached]
 }
 
 type cached struct {
-	key     string
 	agg     domain.Aggregate
 	version int64
 }
 
-func newAggregateCache(max int) *aggregateCache {
-	return &aggregateCache{max: max, order: list.New(), items: map[string]*list.Element{}}
+func newAggregateCache(maxItems int, maxEvents int64) *aggregateCache {
+	return &aggregateCache{lru: newLRU[*cached](maxItems, maxEvents)}
 }
 
 func cacheKey(c Command) string { return c.TenantID + "/" + c.StreamID } // tenant ids never contain "/"
@@ -319,11 +319,8 @@ func (ac *aggregateCache) queueLoad(b *pgx.Batch, cmds []Command) *loading {
 	tenants, streams := make([]string, len(cmds)), make([]string, len(cmds))
 	ac.mu.Lock()
 	for i, c := range cmds {
-		if el, ok := ac.items[cacheKey(c)]; ok {
-			e := el.Value.(*cached)
+		if e, ok := ac.lru.take(cacheKey(c)); ok {
 			l.aggs[i], l.versions[i] = e.agg, e.version
-			ac.order.Remove(el)
-			delete(ac.items, e.key)
 		}
 		tenants[i], streams[i] = c.TenantID, c.StreamID
 	}
@@ -380,23 +377,22 @@ func (l *loading) read(br pgx.BatchResults) ([]domain.Aggregate, []int64, map[st
 func (ac *aggregateCache) put(c Command, agg domain.Aggregate, version int64) {
 	ac.mu.Lock()
 	defer ac.mu.Unlock()
-	key := cacheKey(c)
-	if el, ok := ac.items[key]; ok {
-		ac.order.Remove(el)
-	}
-	ac.items[key] = ac.order.PushFront(&cached{key: key, agg: agg, version: version})
-	for ac.order.Len() > ac.max {
-		old := ac.order.Back()
-		ac.order.Remove(old)
-		delete(ac.items, old.Value.(*cached).key)
-	}
+	ac.lru.put(cacheKey(c), &cached{agg: agg, version: version}, version)
 }
 
 func (ac *aggregateCache) forget(c Command) {
 	ac.mu.Lock()
 	defer ac.mu.Unlock()
-	if el, ok := ac.items[cacheKey(c)]; ok {
-		ac.order.Remove(el)
-		delete(ac.items, cacheKey(c))
+	ac.lru.take(cacheKey(c))
+}
+
+// take takes c's aggregate out of the cache, as a command does: the caller
+// owns it (Read moves an aggregate it has not cached yet to its own cache).
+func (ac *aggregateCache) take(c Command) (domain.Aggregate, int64, bool) {
+	ac.mu.Lock()
+	defer ac.mu.Unlock()
+	if e, ok := ac.lru.take(cacheKey(c)); ok {
+		return e.agg, e.version, true
 	}
+	return nil, 0, false
 }
