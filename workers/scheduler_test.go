@@ -43,6 +43,26 @@ func (w *collectionWorld) date(n int) domain.Date { return domain.DateOf(w.at(n)
 // at is 09:00 UTC on day n.
 func (w *collectionWorld) at(n int) time.Time { return w.day0.AddDate(0, 0, n).Add(9 * time.Hour) }
 
+// allEvents reads every event committed so far, in the global order: it
+// waits until the readable horizon (held back by any older transaction on
+// the server, e.g. another package's test) has passed the last of them.
+func (w *collectionWorld) allEvents() []domain.Event {
+	w.t.Helper()
+	ctx := context.Background()
+	head, err := workers.EventStoreHead(ctx, w.store)
+	require.NoError(w.t, err)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		evs, err := w.store.ReadAll(ctx, domain.Checkpoint{}, 100000)
+		require.NoError(w.t, err)
+		if n := len(evs); n > 0 && evs[n-1].Checkpoint() == head {
+			return evs
+		}
+		require.True(w.t, time.Now().Before(deadline), "the event store's horizon did not pass %+v within 30 s", head)
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func (w *collectionWorld) exec(cmds ...eventstore.Command) {
 	w.t.Helper()
 	_, err := w.store.Execute(context.Background(), domain.Metadata{Actor: "test"}, cmds, nil)
@@ -214,8 +234,7 @@ func TestSchedulerOverHundredTwentyDays(t *testing.T) {
 		nameOf[id] = name
 	}
 	var got []string
-	evs, err := w.store.ReadAll(ctx, domain.Checkpoint{}, 100000)
-	require.NoError(t, err)
+	evs := w.allEvents()
 	for _, e := range evs {
 		switch e.Type {
 		case domain.EventClaimOverdue:
@@ -344,8 +363,7 @@ func TestSchedulerAccountJourneys(t *testing.T) {
 	require.Equal(t, workers.TickResult{Date: w.date(15), Steps: 2, Ended: 2, Position: res.Position}, res)
 
 	var got []string
-	evs, err := w.store.ReadAll(ctx, domain.Checkpoint{}, 1000)
-	require.NoError(t, err)
+	evs := w.allEvents()
 	for _, e := range evs {
 		switch e.Type {
 		case domain.EventJourneyStepDue:
