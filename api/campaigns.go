@@ -170,18 +170,12 @@ func (s *Server) campaignAction(w http.ResponseWriter, r *http.Request, bodyErr 
 		})
 }
 
-// campaignReasonRequest is the optional body of pause and complete.
-type campaignReasonRequest struct {
-	Reason string `json:"reason"`
-}
-
 // pauseCampaign: POST /v1/campaigns/{id}/pause {reason} (body optional)
 // holds every journey of an active campaign.
 func (s *Server) pauseCampaign(w http.ResponseWriter, r *http.Request) {
-	var in campaignReasonRequest
-	bodyErr := decodeOptional(r, &in)
+	reason, bodyErr := optionalReason(r)
 	s.campaignAction(w, r, bodyErr, func(c *domain.Campaign, at time.Time) ([]domain.NewEvent, error) {
-		return c.Pause(strings.TrimSpace(in.Reason), at)
+		return c.Pause(reason, at)
 	})
 }
 
@@ -196,10 +190,9 @@ func (s *Server) resumeCampaign(w http.ResponseWriter, r *http.Request) {
 // completeCampaign: POST /v1/campaigns/{id}/complete {reason} (body
 // optional) ends an active or paused campaign for good.
 func (s *Server) completeCampaign(w http.ResponseWriter, r *http.Request) {
-	var in campaignReasonRequest
-	bodyErr := decodeOptional(r, &in)
+	reason, bodyErr := optionalReason(r)
 	s.campaignAction(w, r, bodyErr, func(c *domain.Campaign, at time.Time) ([]domain.NewEvent, error) {
-		return c.Complete(strings.TrimSpace(in.Reason), at)
+		return c.Complete(reason, at)
 	})
 }
 
@@ -740,8 +733,7 @@ func (s *Server) cancelEnrollment(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, campaignMissing(id))
 		return
 	}
-	var in campaignReasonRequest
-	bodyErr := decodeOptional(r, &in)
+	reason, bodyErr := optionalReason(r)
 	enrMissing := domain.Errorf(domain.ENOTFOUND, "enrollment %s not found", enrID)
 	at := debtorNow()
 	var c *domain.Campaign
@@ -769,7 +761,7 @@ func (s *Server) cancelEnrollment(w http.ResponseWriter, r *http.Request) {
 			case !e.Created || e.CampaignID != id || e.Sandbox != p.Sandbox():
 				return nil, enrMissing
 			}
-			return e.Cancel(strings.TrimSpace(in.Reason), at)
+			return e.Cancel(reason, at)
 		}))
 	}
 	s.execute(w, r, cmds, func([]domain.Event) (result, error) {

@@ -647,10 +647,6 @@ func (s *Server) updateClaim(w http.ResponseWriter, r *http.Request) {
 	s.claimAction(w, r, bodyErr, func(c *domain.Claim, at time.Time) ([]domain.NewEvent, error) { return c.Update(f, at) })
 }
 
-type claimReasonRequest struct {
-	Reason string `json:"reason"`
-}
-
 type claimResolveRequest struct {
 	Resolution domain.ClaimResolution `json:"resolution"`
 	Reason     string                 `json:"reason"`
@@ -697,10 +693,9 @@ func (s *Server) changeClaimAmount(w http.ResponseWriter, r *http.Request, credi
 
 // pauseClaim: POST /v1/claims/{id}/pause {reason} (body optional).
 func (s *Server) pauseClaim(w http.ResponseWriter, r *http.Request) {
-	var in claimReasonRequest
-	bodyErr := decodeOptional(r, &in)
+	reason, bodyErr := optionalReason(r)
 	s.claimAction(w, r, bodyErr, func(c *domain.Claim, at time.Time) ([]domain.NewEvent, error) {
-		return c.Pause(strings.TrimSpace(in.Reason), at)
+		return c.Pause(reason, at)
 	})
 }
 
@@ -713,10 +708,9 @@ func (s *Server) resumeClaim(w http.ResponseWriter, r *http.Request) {
 
 // stopClaim: POST /v1/claims/{id}/stop {reason} (body optional).
 func (s *Server) stopClaim(w http.ResponseWriter, r *http.Request) {
-	var in claimReasonRequest
-	bodyErr := decodeOptional(r, &in)
+	reason, bodyErr := optionalReason(r)
 	s.claimAction(w, r, bodyErr, func(c *domain.Claim, at time.Time) ([]domain.NewEvent, error) {
-		return c.Stop(strings.TrimSpace(in.Reason), at)
+		return c.Stop(reason, at)
 	})
 }
 

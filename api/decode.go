@@ -191,3 +191,13 @@ func notFound(err error, what string) error {
 	}
 	return err
 }
+
+// optionalReason decodes an optional {"reason": "…"} body (pause, stop,
+// complete, cancel): the reason, trimmed, and the body's problem if any.
+func optionalReason(r *http.Request) (string, error) {
+	var in struct {
+		Reason string `json:"reason"`
+	}
+	err := decodeOptional(r, &in)
+	return strings.TrimSpace(in.Reason), err
+}

@@ -404,23 +404,20 @@ func (w *ClaimSync) sync(ctx context.Context, pieces []piece, sandbox bool) erro
 			r := &refusal{acct: p.acct.id, ref: ref}
 			refusals = append(refusals, r)
 			id := domain.ManagedClaimID(p.acct.id, ref)
-			cmds = append(cmds, eventstore.Command{TenantID: p.acct.tenant, StreamType: domain.StreamTypeClaim, StreamID: id,
-				New: func() domain.Aggregate { return domain.NewClaim(p.acct.tenant, id) },
-				Decide: func(agg domain.Aggregate) ([]domain.NewEvent, error) {
-					r.err = nil
-					if ledger == nil {
-						return nil, nil
-					}
-					c := agg.(*domain.Claim)
-					before := c.AppliedEvents()
-					evs, err := ledger.Sync(c, ref, at)
-					var de *domain.Error
-					if err != nil && c.AppliedEvents() == before && errors.As(err, &de) && de.Code != domain.EINTERNAL {
-						r.err = err // refused, and nothing changed: skip this claim only
-						return nil, nil
-					}
-					return evs, err
-				}})
+			cmds = append(cmds, eventstore.On(p.acct.tenant, domain.StreamTypeClaim, id, domain.NewClaim, func(c *domain.Claim) ([]domain.NewEvent, error) {
+				r.err = nil
+				if ledger == nil {
+					return nil, nil
+				}
+				before := c.AppliedEvents()
+				evs, err := ledger.Sync(c, ref, at)
+				var de *domain.Error
+				if err != nil && c.AppliedEvents() == before && errors.As(err, &de) && de.Code != domain.EINTERNAL {
+					r.err = err // refused, and nothing changed: skip this claim only
+					return nil, nil
+				}
+				return evs, err
+			}))
 		}
 	}
 	evs, err := w.store.Execute(ctx, domain.Metadata{Actor: ClaimSyncActor, Sandbox: sandbox}, cmds, nil)
