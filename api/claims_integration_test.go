@@ -338,10 +338,10 @@ func TestClaimListFiltersAndDebtorClaims(t *testing.T) {
 	dd := mk("D", map[string]any{"primary_debtor_id": d2.ID, "original_due_date": past})
 	e.claimAction(t, k.Secret, c.ID, "pause", nil, http.StatusOK)
 	last, _ := e.claimAction(t, k.Secret, dd.ID, "stop", nil, http.StatusOK)
-	e.createClaim(t, test.Secret, map[string]any{"reference": "A", "amount": "10", "currency": "EUR", "original_due_date": past}) // same reference, other mode
-	e.createClaim(t, other.Secret, map[string]any{"reference": "A", "amount": "10", "currency": "EUR", "original_due_date": past})
+	tc := e.createClaim(t, test.Secret, map[string]any{"reference": "A", "amount": "10", "currency": "EUR", "original_due_date": past}) // same reference, other mode
+	oc := e.createClaim(t, other.Secret, map[string]any{"reference": "A", "amount": "10", "currency": "EUR", "original_due_date": past})
 
-	w := fmt.Sprintf("min_position=%d&", last.Position)
+	w := fmt.Sprintf("min_position=%d&", max(last.Position, tc.Position, oc.Position))
 	for q, want := range map[string][]string{
 		"":                          {"A", "B", "C", "D"},
 		"status=open":               {"A", "B"},
@@ -374,8 +374,8 @@ func TestClaimListFiltersAndDebtorClaims(t *testing.T) {
 	require.Len(t, page.Data, 1)
 	require.Nil(t, page.NextCursor)
 	// Modes and tenants see only their own.
-	require.Equal(t, []string{"A"}, e.claimRefs(t, test.Secret, "reference=A"))
-	require.Equal(t, []string{"A"}, e.claimRefs(t, other.Secret, "status=open"))
+	require.Equal(t, []string{"A"}, e.claimRefs(t, test.Secret, w+"reference=A"))
+	require.Equal(t, []string{"A"}, e.claimRefs(t, other.Secret, w+"status=open"))
 	requireProblem(t, e.get(t, test.Secret, "/v1/claims/"+a.ID), http.StatusNotFound, "not-found", "")
 	requireProblem(t, e.get(t, other.Secret, "/v1/claims/"+a.ID), http.StatusNotFound, "not-found", "")
 	requireProblem(t, e.post(t, test.Secret, "/v1/claims/"+a.ID+"/pause", nil), http.StatusNotFound, "not-found", "")
