@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -26,6 +27,9 @@ type ProjectorConfig struct {
 	// IdleBackfill: after this many empty fetches while the event store is
 	// ahead of the projection, read the missing events from it; default 2.
 	IdleBackfill int
+	// Decoded, if set, is shared by the projectors of this process so that
+	// each message is decoded once (Projectors sets one).
+	Decoded *DecodeCache
 }
 
 func (c ProjectorConfig) withDefaults() ProjectorConfig {
@@ -118,33 +122,35 @@ func (w *Projector) run(ctx context.Context) error {
 	projectionSequence.WithLabelValues(w.p.Name()).Set(float64(cp.Seq))
 	w.log.Info("projector started", "sequence", cp.Seq)
 
+	// Fetching (and decoding) runs ahead of applying: while one batch is
+	// applied in its transaction, the next ones are fetched, and batches
+	// waiting when the applier is free are applied together (up to
+	// maxMerge of them), so a projection behind catches up in fewer,
+	// larger transactions.
+	fctx, stop := context.WithCancel(ctx)
+	fetched := make(chan fetchedBatch, prefetchBatches)
+	var fetching sync.WaitGroup
+	fetching.Go(func() { w.fetch(fctx, cons, fetched) })
+	defer func() { stop(); fetching.Wait() }()
+
+	var held *fetchedBatch // taken by a merge that stopped at it
 	idle := 0
 	for {
-		if ctx.Err() != nil {
-			return nil
-		}
-		batch, err := cons.Fetch(w.cfg.BatchSize, jetstream.FetchMaxWait(w.cfg.MaxWait))
-		if err != nil {
-			w.lastErr.Set(err)
-			return fmt.Errorf("fetch: %w", err)
-		}
-		var msgs []jetstream.Msg
-		var events []projections.Sequenced
-		for m := range batch.Messages() {
-			s, err := decode(m)
-			if err != nil {
-				// Not ours or corrupt: the sequence is still accounted for,
-				// and the event comes from the event store instead.
-				w.log.Warn("undecodable message; the event store will fill it", "err", err)
-			} else {
-				events = append(events, s)
+		var fb fetchedBatch
+		if held != nil {
+			fb, held = *held, nil
+		} else {
+			select {
+			case <-ctx.Done():
+				return nil
+			case fb = <-fetched:
 			}
-			msgs = append(msgs, m)
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
-			w.log.Debug("fetch ended", "err", err)
+		if fb.err != nil {
+			w.lastErr.Set(fb.err)
+			return fmt.Errorf("fetch: %w", fb.err)
 		}
-		if len(msgs) == 0 {
+		if fb.msgs == 0 {
 			idle++
 			if idle >= w.cfg.IdleBackfill {
 				idle = 0
@@ -156,15 +162,85 @@ func (w *Projector) run(ctx context.Context) error {
 		}
 		idle = 0
 		w.lastErr.Set(nil)
+		events, last := fb.events, fb.last
+	merge:
+		for range maxMerge - 1 {
+			select {
+			case more := <-fetched:
+				if more.err != nil || more.msgs == 0 {
+					held = &more // handled on the next round
+					break merge
+				}
+				events, last = append(events, more.events...), more.last
+			default:
+				break merge
+			}
+		}
 		res, err := w.engine.Apply(ctx, w.p, events)
 		if err != nil {
 			w.lastErr.Set(err)
 			return err
 		}
-		if err := msgs[len(msgs)-1].Ack(); err != nil { // AckAll: acks the whole batch
+		if err := last.Ack(); err != nil { // AckAll: acks every message up to it
 			w.log.Debug("ack failed; messages will be redelivered as duplicates", "err", err)
 		}
 		w.observe(res, events)
+	}
+}
+
+// prefetchBatches is how many fetched batches wait for the applier, and
+// maxMerge how many of them one transaction applies at most.
+const (
+	prefetchBatches = 3
+	maxMerge        = 4
+)
+
+// fetchedBatch is one fetch: its decoded events, the number of messages
+// and the last one (to ack), or the error that ended fetching.
+type fetchedBatch struct {
+	events []projections.Sequenced
+	msgs   int
+	last   jetstream.Msg
+	err    error
+}
+
+// fetch fetches and decodes batches into out until ctx is done or a fetch
+// fails (the error is the last thing sent).
+func (w *Projector) fetch(ctx context.Context, cons jetstream.Consumer, out chan<- fetchedBatch) {
+	for ctx.Err() == nil {
+		// A fetch bounded by a context (MaxWait, or ctx ending) rather
+		// than FetchMaxWait alone: a stopped runner leaves no fetch behind.
+		wait, cancel := context.WithTimeout(ctx, w.cfg.MaxWait)
+		batch, err := cons.Fetch(w.cfg.BatchSize, jetstream.FetchContext(wait))
+		var fb fetchedBatch
+		if err != nil {
+			fb.err = err
+		} else {
+			var msgs []jetstream.Msg
+			for m := range batch.Messages() {
+				msgs = append(msgs, m)
+			}
+			fb.events = w.cfg.Decoded.Decode(msgs, func(err error) {
+				// Not ours or corrupt: the sequence is still accounted
+				// for, and the event comes from the event store instead.
+				w.log.Warn("undecodable message; the event store will fill it", "err", err)
+			})
+			if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+				w.log.Debug("fetch ended", "err", err)
+			}
+			if fb.msgs = len(msgs); fb.msgs > 0 {
+				fb.last = msgs[len(msgs)-1]
+			}
+		}
+		cancel()
+		select {
+		case out <- fb:
+		case <-ctx.Done():
+			return
+		}
+		if fb.err != nil {
+			return
+		}
 	}
 }
 
@@ -231,7 +307,7 @@ func (w *Projector) consumer(ctx context.Context, cp projections.Checkpoint) (je
 		OptStartSeq:   uint64(cp.Seq) + 1,
 		AckPolicy:     jetstream.AckAllPolicy,
 		AckWait:       w.cfg.AckWait,
-		MaxAckPending: 4 * w.cfg.BatchSize,
+		MaxAckPending: 2 * (prefetchBatches + maxMerge) * w.cfg.BatchSize,
 		MaxDeliver:    -1,
 	})
 	if errors.Is(err, jetstream.ErrConsumerExists) {
@@ -272,6 +348,9 @@ func decode(m jetstream.Msg) (projections.Sequenced, error) {
 
 // Projectors returns a runner for every projection.
 func Projectors(store *eventstore.Store, nc *nats.Conn, cfg ProjectorConfig, log *slog.Logger) ([]*Projector, error) {
+	if cfg.Decoded == nil {
+		cfg.Decoded = NewDecodeCache(defaultDecodeCache)
+	}
 	var out []*Projector
 	for _, p := range projections.All() {
 		w, err := NewProjector(p, store, nc, cfg, log)

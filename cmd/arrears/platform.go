@@ -66,7 +66,7 @@ func openPlatform(ctx context.Context, cfg Config, log *slog.Logger, opts platfo
 	if _, err := migrations.Up(ctx, dbURL, nil); err != nil {
 		return nil, err
 	}
-	pcfg, err := pgxpool.ParseConfig(dbURL)
+	pcfg, err := eventstore.ParsePoolConfig(dbURL)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/oklog/ulid/v2"
 
+	"github.com/arrears/arrears/eventstore"
 	"github.com/arrears/arrears/eventstore/pgcluster"
 	"github.com/arrears/arrears/migrations"
 )
@@ -117,7 +118,7 @@ func (d *DB) Pool(t testing.TB, maxConns int32) *pgxpool.Pool {
 
 func (d *DB) pool(t testing.TB, url string, maxConns int32) *pgxpool.Pool {
 	t.Helper()
-	cfg, err := pgxpool.ParseConfig(url)
+	cfg, err := eventstore.ParsePoolConfig(url)
 	if err != nil {
 		t.Fatal(err)
 	}
