@@ -244,3 +244,41 @@ func TestProjectorResumesOnItsDurableConsumer(t *testing.T) {
 	assert.NoError(t, w.LastError())
 	assert.Equal(t, int64(100), e.projectionSeq("stream_heads"))
 }
+
+// TestProjectorGroupSharesOneConsumer: projections in a group are fed by
+// one durable consumer, which starts after the lowest member's checkpoint:
+// a member ahead gets what it has as duplicates, a member behind (here new)
+// gets everything, and JetStream delivers each message to the group once.
+func TestProjectorGroupSharesOneConsumer(t *testing.T) {
+	e := newEnv(t, "")
+	e.relay(relayDefaults())
+	stop := e.projector(projections.StreamHeads{})
+	e.appendN(50, 5)
+	eventually(t, 10*time.Second, "stream_heads at 50", func() bool { return e.projectionSeq("stream_heads") == 50 })
+	stop()
+
+	e.appendN(50, 5)
+	w, err := workers.NewProjectorGroup("g", []projections.Projection{projections.StreamHeads{}, projections.WebhookOutbox{}}, e.store, e.nc,
+		workers.ProjectorConfig{NATS: e.topo, MaxWait: 100 * time.Millisecond, BatchSize: 20, IdleBackfill: 1 << 30}, logger)
+	require.NoError(t, err)
+	require.Equal(t, []string{"stream_heads", "webhook_outbox"}, w.Projections())
+	run(t, w.Run)
+	eventually(t, 10*time.Second, "both projections at 100", func() bool {
+		return e.projectionSeq("stream_heads") == 100 && e.projectionSeq("webhook_outbox") == 100
+	})
+	c, err := e.js.Consumer(context.Background(), e.topo.Stream, workers.ConsumerName("g"))
+	require.NoError(t, err)
+	eventually(t, 10*time.Second, "the group's consumer acked 100", func() bool {
+		info, err := c.Info(context.Background())
+		return err == nil && info.AckFloor.Stream == 100
+	})
+	info, err := c.Info(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, uint64(100), info.Delivered.Consumer, "every message delivered once to the group, from the lowest checkpoint")
+	assert.Zero(t, info.NumRedelivered)
+	assert.NoError(t, w.LastError())
+
+	var versions int64
+	require.NoError(t, e.pool.QueryRow(context.Background(), `SELECT sum(version) FROM stream_heads`).Scan(&versions))
+	assert.Equal(t, int64(100), versions, "stream heads: 5 streams at version 20")
+}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sync"
 	"syscall"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -93,12 +94,14 @@ func serve(ctx context.Context, mode string) error {
 			detail := map[string]any{}
 			var failed error
 			for _, pr := range projectors {
-				d := map[string]any{}
+				d := map[string]any{"consumer": workers.ConsumerName(pr.Name())}
 				if err := pr.LastError(); err != nil {
 					d["error"] = err.Error()
-					failed = fmt.Errorf("projection %s is not consuming JetStream: %w", pr.Name(), err)
+					failed = fmt.Errorf("projections %s are not consuming JetStream: %w", strings.Join(pr.Projections(), ", "), err)
 				}
-				detail[pr.Name()] = d
+				for _, name := range pr.Projections() {
+					detail[name] = d
+				}
 			}
 			return detail, failed
 		}})
