@@ -7,9 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"syscall"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
