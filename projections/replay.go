@@ -15,6 +15,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/arrears/arrears/domain"
 )
 
 // This file rebuilds a projection beside the live one, in a shadow schema,
@@ -565,6 +567,16 @@ func (s *shadow) batch(ctx context.Context, n int) (int, error) {
 	if len(evs) == n {
 		s.ahead, s.aheadN = s.en.readAhead(ctx, cp.Checkpoint, n), n
 	}
+	if err := s.fold(ctx, evs, cp); err != nil {
+		s.ahead = nil
+		return 0, err
+	}
+	return len(evs), nil
+}
+
+// fold folds evs, the events after the shadow's checkpoint, into the
+// shadow in a transaction of its own; cp is the checkpoint they reach.
+func (s *shadow) fold(ctx context.Context, evs []domain.Event, cp Checkpoint) error {
 	err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
 		// A crash loses the shadow anyway: no need to wait for the disk.
 		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
@@ -579,11 +591,10 @@ func (s *shadow) batch(ctx context.Context, n int) (int, error) {
 		return nil
 	})
 	if err != nil {
-		s.ahead = nil
-		return 0, err
+		return err
 	}
 	s.cp = cp
-	return len(evs), nil
+	return nil
 }
 
 // close drops the shadow schema, releases the replay lock and the
@@ -644,44 +655,54 @@ func (en *Engine) replay(ctx context.Context, p Projection, progress func(done, 
 		return Checkpoint{}, err
 	}
 	defer s.close()
-	fold := func() error {
-		for {
-			n, err := s.batch(ctx, shadowBatch)
-			if err != nil {
-				return err
-			}
-			if progress != nil && n > 0 {
-				progress(s.cp.Seq, max(total, s.cp.Seq))
-			}
-			if n < shadowBatch {
-				return nil
-			}
-			// A history of more than one batch: the read indexes are
-			// built at the end of this fold, not maintained row by row.
-			if err := s.deferIndexes(ctx); err != nil {
-				return err
-			}
+	if err := s.foldAll(ctx, total, progress); err != nil {
+		return s.cp, err
+	}
+	return s.cp, s.finish(ctx, total, progress)
+}
+
+// foldAll folds the history into the shadow in batches until a batch
+// comes back short.
+func (s *shadow) foldAll(ctx context.Context, total int64, progress func(done, total int64)) error {
+	for {
+		n, err := s.batch(ctx, shadowBatch)
+		if err != nil {
+			return err
+		}
+		if progress != nil && n > 0 {
+			progress(s.cp.Seq, max(total, s.cp.Seq))
+		}
+		if n < shadowBatch {
+			return nil
+		}
+		// A history of more than one batch: the read indexes are
+		// built at the end of this fold, not maintained row by row.
+		if err := s.deferIndexes(ctx); err != nil {
+			return err
 		}
 	}
-	if err := fold(); err != nil {
-		return s.cp, err
-	}
+}
+
+// finish completes a replay whose shadow holds the history: it builds the
+// deferred indexes, analyses the tables, folds what was appended
+// meanwhile, swaps the shadow in and drops the old tables.
+func (s *shadow) finish(ctx context.Context, total int64, progress func(done, total int64)) error {
 	if err := s.buildIndexes(ctx); err != nil {
-		return s.cp, err
+		return err
 	}
 	// Statistics before the tables serve reads; then the events appended
 	// meanwhile, so that the swap has little left to fold.
 	for _, t := range s.tables {
 		if _, err := s.conn.Exec(ctx, `ANALYZE `+s.table(t)); err != nil {
-			return s.cp, err
+			return err
 		}
 	}
-	if err := fold(); err != nil {
-		return s.cp, err
+	if err := s.foldAll(ctx, total, progress); err != nil {
+		return err
 	}
 	old, err := s.swap(ctx)
 	if err != nil {
-		return s.cp, err
+		return err
 	}
 	// The live tables are the rebuilt ones now; drop the old ones
 	// (without CASCADE: swappable made sure nothing depends on them).
@@ -690,12 +711,124 @@ func (en *Engine) replay(ctx context.Context, p Projection, progress func(done, 
 		names[i] = pgx.Identifier{old, t.Name}.Sanitize()
 	}
 	if _, err := s.conn.Exec(ctx, `DROP TABLE `+strings.Join(names, ", ")); err != nil {
-		return s.cp, fmt.Errorf("swapped in, but dropping the old tables in schema %s failed: %w", old, err)
+		return fmt.Errorf("swapped in, but dropping the old tables in schema %s failed: %w", old, err)
 	}
 	if _, err := s.conn.Exec(ctx, `DROP SCHEMA `+pgx.Identifier{old}.Sanitize()); err != nil {
-		return s.cp, fmt.Errorf("swapped in, but dropping schema %s failed: %w", old, err)
+		return fmt.Errorf("swapped in, but dropping schema %s failed: %w", old, err)
 	}
-	return s.cp, nil
+	return nil
+}
+
+// ReplayAll replays ps as Replay does, reading the event history once for
+// all of them: each page of events is folded into every projection's
+// shadow at the same time (each on its own connection, in a transaction of
+// its own), then each projection is finished and swapped in, one after the
+// other. Replaying one after the other read and decoded the whole history
+// once per projection. It needs a connection per projection and one to
+// read ahead; with a smaller pool it replays them one after the other.
+// progress, if set, is called as Replay's with the projection it is about;
+// swapped, if set, after each projection is swapped in. It returns the
+// checkpoints saved, in the order of ps.
+func (en *Engine) ReplayAll(ctx context.Context, ps []Projection, progress func(p Projection, done, total int64), swapped func(p Projection, cp Checkpoint)) ([]Checkpoint, error) {
+	cps := make([]Checkpoint, len(ps))
+	progressOf := func(p Projection) func(done, total int64) {
+		if progress == nil {
+			return nil
+		}
+		return func(done, total int64) { progress(p, done, total) }
+	}
+	if len(ps) <= 1 || int(en.pool.Config().MaxConns) < len(ps)+2 {
+		for i, p := range ps {
+			cp, err := en.Replay(ctx, p, progressOf(p))
+			if err != nil {
+				return cps, err
+			}
+			cps[i] = cp
+			if swapped != nil {
+				swapped(p, cp)
+			}
+		}
+		return cps, nil
+	}
+	total, err := en.countEvents(ctx)
+	if err != nil {
+		return cps, err
+	}
+	shadows := make([]*shadow, 0, len(ps))
+	defer func() {
+		for _, s := range shadows {
+			s.close()
+		}
+	}()
+	for _, p := range ps {
+		s, err := en.openShadow(ctx, p, "replay")
+		if err != nil {
+			return cps, fmt.Errorf("projections: replay %s: %w", p.Name(), err)
+		}
+		shadows = append(shadows, s)
+	}
+	// The shared fold: one page read (the next one read ahead while this
+	// one is folded), folded into every shadow concurrently.
+	var cp Checkpoint
+	var ahead <-chan page
+	for {
+		if ahead == nil {
+			ahead = en.readAhead(ctx, cp.Checkpoint, shadowBatch)
+		}
+		pg := <-ahead
+		ahead = nil
+		if pg.err != nil {
+			return cps, fmt.Errorf("projections: replay: %w", pg.err)
+		}
+		evs := pg.events
+		if len(evs) == 0 {
+			break
+		}
+		next := Checkpoint{Seq: cp.Seq + int64(len(evs)), Checkpoint: evs[len(evs)-1].Checkpoint()}
+		if len(evs) == shadowBatch {
+			ahead = en.readAhead(ctx, next.Checkpoint, shadowBatch)
+		}
+		errs := make([]error, len(shadows))
+		var wg sync.WaitGroup
+		for i, s := range shadows {
+			wg.Go(func() {
+				if cp.Seq > 0 {
+					if errs[i] = s.deferIndexes(ctx); errs[i] != nil {
+						return
+					}
+				}
+				errs[i] = s.fold(ctx, evs, next)
+			})
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				return cps, fmt.Errorf("projections: replay %s: %w", ps[i].Name(), err)
+			}
+		}
+		cp = next
+		for _, s := range shadows {
+			if f := progressOf(s.p); f != nil {
+				f(cp.Seq, max(total, cp.Seq))
+			}
+		}
+		if len(evs) < shadowBatch {
+			break
+		}
+	}
+	if ahead != nil {
+		<-ahead // the read ahead of a page that turned out to be the last
+	}
+	for i, s := range shadows {
+		if err := s.finish(ctx, total, progressOf(s.p)); err != nil {
+			return cps, fmt.Errorf("projections: replay %s: %w", s.p.Name(), err)
+		}
+		cps[i] = s.cp
+		if swapped != nil {
+			swapped(s.p, s.cp)
+		}
+	}
+	return cps, nil
 }
 
 // swap catches the shadow up and swaps it in, in one transaction, retried

@@ -149,6 +149,59 @@ func TestReplayEqualsLive(t *testing.T) {
 
 var errRollback = fmt.Errorf("roll back")
 
+// TestReplayAllEqualsLive: replaying every projection at once — the
+// history read once, each page folded into every shadow concurrently —
+// yields exactly the live tables and checkpoints, with a pool big enough
+// for that and with one that is not (one after the other).
+func TestReplayAllEqualsLive(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		conns int32
+	}{{"together", 12}, {"one after the other", 4}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			projections.SetShadowBatch(t, 97) // many pages
+			pool, _, engine := moneyInstallation(t, 7, tc.conns)
+			total := eventCount(t, pool)
+			all := projections.All()
+			before := map[string]map[string][]string{}
+			for _, p := range all {
+				d, err := projections.Dump(ctx, pool, p)
+				require.NoError(t, err)
+				before[p.Name()] = d
+			}
+			var mu sync.Mutex
+			last := map[string]int64{}
+			var swapped []string
+			cps, err := engine.ReplayAll(ctx, all, func(p projections.Projection, done, total int64) {
+				mu.Lock()
+				defer mu.Unlock()
+				assert.Greater(t, done, last[p.Name()], "%s: progress goes forward", p.Name())
+				assert.LessOrEqual(t, done, total)
+				last[p.Name()] = done
+			}, func(p projections.Projection, cp projections.Checkpoint) {
+				swapped = append(swapped, p.Name())
+			})
+			require.NoError(t, err)
+			require.Len(t, cps, len(all))
+			var names []string
+			for i, p := range all {
+				names = append(names, p.Name())
+				assert.Equal(t, total, cps[i].Seq, "%s: replayed every event", p.Name())
+				assert.Equal(t, total, last[p.Name()], "%s: progress reached the end", p.Name())
+				saved, err := engine.Load(ctx, p.Name())
+				require.NoError(t, err)
+				assert.Equal(t, cps[i], saved, "%s: the checkpoint saved", p.Name())
+				after, err := projections.Dump(ctx, pool, p)
+				require.NoError(t, err)
+				require.Equal(t, before[p.Name()], after, "%s: replay differs from live", p.Name())
+			}
+			assert.Equal(t, names, swapped, "each swapped in, in order")
+			assert.Empty(t, shadowSchemas(t, pool), "no shadow schema left behind")
+		})
+	}
+}
+
 // tableSums is, per table of p, one statement's view of the whole table:
 // its row count and a checksum of its rows in key order.
 func tableSums(ctx context.Context, q querier, p projections.Projection) (map[string]string, error) {

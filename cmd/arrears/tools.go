@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/arrears/arrears/domain"
@@ -102,18 +103,29 @@ func replay(ctx context.Context, args []string) error {
 	defer p.close()
 	// Each projection is rebuilt into fresh tables beside the live ones and
 	// swapped in at the end: a running server keeps serving meanwhile.
+	// Together they read the history once.
 	engine := projections.NewEngine(p.store)
-	for _, pr := range ps {
-		start := time.Now()
-		progress, done := progressTo("replaying " + pr.Name())
-		cp, err := engine.Replay(ctx, pr, progress)
-		done()
-		if err != nil {
-			return fmt.Errorf("replay: %w", err)
-		}
+	start := time.Now()
+	var mu sync.Mutex // the callbacks come from several goroutines
+	label := make([]string, len(ps))
+	for i, pr := range ps {
+		label[i] = pr.Name()
+	}
+	update, clear := progressTo("replaying " + strings.Join(label, ", "))
+	_, err = engine.ReplayAll(ctx, ps, func(_ projections.Projection, done, total int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		update(done, total)
+	}, func(pr projections.Projection, cp projections.Checkpoint) {
+		mu.Lock()
+		defer mu.Unlock()
+		clear()
 		d := time.Since(start)
-		rate := float64(cp.Seq) / d.Seconds()
-		fmt.Printf("%s: rebuilt from %d events in %s (%.0f events/s) and swapped in\n", pr.Name(), cp.Seq, d.Round(time.Millisecond), rate)
+		fmt.Printf("%s: rebuilt from %d events in %s (%.0f events/s) and swapped in\n", pr.Name(), cp.Seq, d.Round(time.Millisecond), float64(cp.Seq)/d.Seconds())
+	})
+	clear()
+	if err != nil {
+		return fmt.Errorf("replay: %w", err)
 	}
 	return nil
 }
