@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"runtime"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/shopspring/decimal"
 
 	"github.com/arrears/arrears/domain"
@@ -769,14 +771,12 @@ func (f *fold) write(ctx context.Context, tx pgx.Tx) error {
 			c.opened, c.updated, c.version, c.entries, c.money[0], c.money[1], c.money[2], c.money[3], c.money[4], c.money[5], c.money[6], c.money[7])
 	}
 
-	var ins, upd struct {
-		tenant, account, ref, kind, amount, currency, product, target, feeType, reason, payRef, provider, allocs, credit, paid, cb []string
-		due, originalDue, meta                                                                                                     []*string
-		seq, amendments                                                                                                            []int32
-		posted                                                                                                                     []time.Time
-		settled                                                                                                                    []*time.Time
-		sandbox                                                                                                                    []bool
+	var upd struct {
+		tenant, account, ref, amount, paid, cb []string
+		amendments                             []int32
+		settled                                []*time.Time
 	}
+	var newEntries [][]any
 	for _, e := range f.order.entries {
 		if !e.isNew {
 			upd.tenant, upd.account, upd.ref = append(upd.tenant, e.key.tenant), append(upd.account, e.key.account), append(upd.ref, e.key.ref)
@@ -785,28 +785,17 @@ func (f *fold) write(ctx context.Context, tx pgx.Tx) error {
 			continue
 		}
 		in := e.in
-		ins.tenant, ins.account, ins.ref, ins.kind = append(ins.tenant, e.key.tenant), append(ins.account, e.key.account), append(ins.ref, e.key.ref), append(ins.kind, string(e.kind))
-		ins.amount, ins.currency, ins.due, ins.originalDue = append(ins.amount, e.amount.String()), append(ins.currency, e.currency), append(ins.due, date(in.DueDate)), append(ins.originalDue, date(in.OriginalDueDate))
-		ins.product, ins.target, ins.feeType, ins.reason = append(ins.product, in.ProductReference), append(ins.target, in.TargetReference), append(ins.feeType, in.FeeType), append(ins.reason, in.Reason)
-		ins.payRef, ins.provider, ins.meta = append(ins.payRef, in.PaymentReference), append(ins.provider, in.Provider), append(ins.meta, rawOrNull(in.Meta))
-		ins.allocs, ins.credit, ins.seq, ins.posted = append(ins.allocs, e.allocations), append(ins.credit, e.creditAllocations), append(ins.seq, int32(e.seq)), append(ins.posted, e.postedAt)
-		ins.paid, ins.cb, ins.settled = append(ins.paid, e.paid.String()), append(ins.cb, e.chargedBack.String()), append(ins.settled, e.settledAt)
-		ins.amendments, ins.sandbox = append(ins.amendments, int32(e.amendmentCount)), append(ins.sandbox, e.sandbox)
-	}
-	if n := len(ins.ref); n > 0 {
-		queue(n, `
-			INSERT INTO ledger_entries (tenant_id, account_id, reference, kind, amount, currency, due_date, original_due_date,
-				product_reference, target_reference, fee_type, reason, payment_reference, provider, meta, allocations, credit_allocations,
-				seq, posted_at, paid, charged_back, settled_at, amendment_count, sandbox)
-			SELECT t, a, r, k, am::numeric, c, dd::date, od::date, pr, tr, ft, re, prf, pv, me::jsonb, al::jsonb, ca::jsonb,
-				s, po, pa::numeric, cb::numeric, st, ac, sb
-			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-				$9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[],
-				$18::integer[], $19::timestamptz[], $20::text[], $21::text[], $22::timestamptz[], $23::integer[], $24::boolean[])
-				AS x (t, a, r, k, am, c, dd, od, pr, tr, ft, re, prf, pv, me, al, ca, s, po, pa, cb, st, ac, sb)`,
-			ins.tenant, ins.account, ins.ref, ins.kind, ins.amount, ins.currency, ins.due, ins.originalDue,
-			ins.product, ins.target, ins.feeType, ins.reason, ins.payRef, ins.provider, ins.meta, ins.allocs, ins.credit,
-			ins.seq, ins.posted, ins.paid, ins.cb, ins.settled, ins.amendments, ins.sandbox)
+		due, err := pgDate(in.DueDate)
+		if err != nil {
+			return err
+		}
+		originalDue, err := pgDate(in.OriginalDueDate)
+		if err != nil {
+			return err
+		}
+		newEntries = append(newEntries, []any{e.key.tenant, e.key.account, e.key.ref, string(e.kind), pgNumeric(e.amount), e.currency, due, originalDue,
+			in.ProductReference, in.TargetReference, in.FeeType, in.Reason, in.PaymentReference, in.Provider, rawOrNull(in.Meta), e.allocations, e.creditAllocations,
+			int32(e.seq), e.postedAt, pgNumeric(e.paid), pgNumeric(e.chargedBack), e.settledAt, int32(e.amendmentCount), e.sandbox})
 	}
 	if n := len(upd.ref); n > 0 {
 		queue(n, `
@@ -871,11 +860,17 @@ func (f *fold) write(ctx context.Context, tx pgx.Tx) error {
 			pupd.failure, pupd.reversed, pupd.reversal)
 	}
 
-	if err := f.queueTransactions(queue); err != nil {
-		return err
-	}
 	f.queueStatements(queue)
 
+	// The rows this batch creates are copied in first (COPY in binary: a
+	// third of the cost of an INSERT from unnested arrays, on both sides),
+	// then the batch updates, upserts and recomputes statements from them.
+	if err := copyRows(ctx, tx, "ledger_entries", ledgerEntryColumns, newEntries); err != nil {
+		return err
+	}
+	if err := copyRows(ctx, tx, "transactions", transactionColumns, f.transactionRows()); err != nil {
+		return err
+	}
 	if b.Len() == 0 {
 		return nil
 	}
@@ -887,19 +882,82 @@ func (f *fold) write(ctx context.Context, tx pgx.Tx) error {
 		}
 		if err != nil {
 			br.Close()
-			var pgErr *pgconn.PgError
-			if errors.As(err, &pgErr) && pgErr.Code == "23505" {
-				switch pgErr.ConstraintName {
-				case "ledger_entries_pkey":
-					return fmt.Errorf("ledger: write: an entry posted twice (%s): %w", pgErr.Detail, err)
-				case "payments_pkey":
-					return fmt.Errorf("ledger: write: a payment recorded twice (%s): %w", pgErr.Detail, err)
-				}
-			}
-			return fmt.Errorf("ledger: write: %w", err)
+			return writeError(err)
 		}
 	}
 	return br.Close()
+}
+
+// writeError names what a unique violation of the ledger's tables means.
+func writeError(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		switch pgErr.ConstraintName {
+		case "ledger_entries_pkey":
+			return fmt.Errorf("ledger: write: an entry posted twice (%s): %w", pgErr.Detail, err)
+		case "payments_pkey":
+			return fmt.Errorf("ledger: write: a payment recorded twice (%s): %w", pgErr.Detail, err)
+		case "transactions_pkey":
+			return fmt.Errorf("ledger: write: an event folded twice (%s): %w", pgErr.Detail, err)
+		}
+	}
+	return fmt.Errorf("ledger: write: %w", err)
+}
+
+// ledgerEntryColumns are the columns copyRows fills for a new entry.
+var ledgerEntryColumns = []string{"tenant_id", "account_id", "reference", "kind", "amount", "currency", "due_date", "original_due_date",
+	"product_reference", "target_reference", "fee_type", "reason", "payment_reference", "provider", "meta", "allocations", "credit_allocations",
+	"seq", "posted_at", "paid", "charged_back", "settled_at", "amendment_count", "sandbox"}
+
+// copyRows copies rows into table (unqualified: a replay's search_path
+// picks its shadow table) and checks that every row arrived.
+func copyRows(ctx context.Context, tx pgx.Tx, table string, columns []string, rows [][]any) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	n, err := tx.CopyFrom(ctx, pgx.Identifier{table}, columns, pgx.CopyFromRows(rows))
+	if err != nil {
+		return writeError(err)
+	}
+	if n != int64(len(rows)) {
+		return fmt.Errorf("ledger: write: %d rows copied into %s, want %d", n, table, len(rows))
+	}
+	return nil
+}
+
+// pgNumeric is d as a numeric parameter, with the digits of d.String()
+// (trailing fractional zeros dropped) like every text parameter the ledger
+// writes: a stored value's scale must not depend on which statement wrote
+// it, or a replay in other batches would differ from the live tables.
+func pgNumeric(d decimal.Decimal) pgtype.Numeric {
+	coef, exp := d.Coefficient(), d.Exponent()
+	if exp < 0 && coef.Sign() != 0 {
+		ten, q, r := big.NewInt(10), new(big.Int), new(big.Int)
+		for exp < 0 {
+			q.QuoRem(coef, ten, r)
+			if r.Sign() != 0 {
+				break
+			}
+			coef, q = q, coef
+			exp++
+		}
+	}
+	if coef.Sign() == 0 {
+		exp = 0
+	}
+	return pgtype.Numeric{Int: coef, Exp: exp, Valid: true}
+}
+
+// pgDate is a date parameter; "" is SQL NULL.
+func pgDate(d domain.Date) (pgtype.Date, error) {
+	if d == "" {
+		return pgtype.Date{}, nil
+	}
+	t, err := time.Parse(time.DateOnly, string(d))
+	if err != nil {
+		return pgtype.Date{}, fmt.Errorf("ledger: date %q: %w", d, err)
+	}
+	return pgtype.Date{Time: t, Valid: true}, nil
 }
 
 func attributes(products []domain.Product, scores []domain.Score, mandates []domain.Mandate) (p, s, m string, err error) {

@@ -139,29 +139,16 @@ func (f *fold) statementDeltas() map[statementKey]*statementDelta {
 	return out
 }
 
-// queueTransactions inserts the batch's transactions.
-func (f *fold) queueTransactions(queue func(want int, sql string, args ...any)) error {
-	n := len(f.transactions)
-	if n == 0 {
-		return nil
+// transactionColumns are the columns of the rows transactionRows returns.
+var transactionColumns = []string{"tenant_id", "id", "sandbox", "account_id", "kind", "amount", "currency", "entry_reference", "payment_id", "occurred_at"}
+
+// transactionRows are the batch's transactions, to copy into the table.
+func (f *fold) transactionRows() [][]any {
+	rows := make([][]any, len(f.transactions))
+	for i, t := range f.transactions {
+		rows[i] = []any{t.tenant, t.id, t.sandbox, t.account, t.kind, pgNumeric(t.amount), t.currency, t.entryRef, t.paymentID, t.at}
 	}
-	var c struct {
-		tenant, id, account, kind, amount, currency, entryRef, paymentID []string
-		at                                                               []time.Time
-		sandbox                                                          []bool
-	}
-	for _, t := range f.transactions {
-		c.tenant, c.id, c.account, c.kind = append(c.tenant, t.tenant), append(c.id, t.id), append(c.account, t.account), append(c.kind, t.kind)
-		c.amount, c.currency, c.entryRef, c.paymentID = append(c.amount, t.amount.String()), append(c.currency, t.currency), append(c.entryRef, t.entryRef), append(c.paymentID, t.paymentID)
-		c.at, c.sandbox = append(c.at, t.at), append(c.sandbox, t.sandbox)
-	}
-	queue(n, `
-		INSERT INTO transactions (tenant_id, id, sandbox, account_id, kind, amount, currency, entry_reference, payment_id, occurred_at)
-		SELECT t, i, sb, a, k, am::numeric, c, er, pi, at
-		FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[])
-			AS x (t, i, sb, a, k, am, c, er, pi, at)`,
-		c.tenant, c.id, c.sandbox, c.account, c.kind, c.amount, c.currency, c.entryRef, c.paymentID, c.at)
-	return nil
+	return rows
 }
 
 // statementLines selects the lines of the statements of the debtors in

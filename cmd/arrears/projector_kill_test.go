@@ -3,6 +3,7 @@ package main_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -175,7 +176,8 @@ func waitProjectorStarted(t *testing.T, w *proc) {
 	for {
 		var restarts []string
 		for _, m := range w.logLines() {
-			if m["projection"] != "stream_heads" {
+			// A projector logs the projections it runs (a group: several).
+			if name, _ := m["projection"].(string); !slices.Contains(strings.Split(name, ","), "stream_heads") {
 				continue
 			}
 			switch m["msg"] {
