@@ -118,6 +118,9 @@ type Reads struct {
 	// run: their latency is counted as of its end (a lower bound).
 	Unanswered int `json:"unanswered"`
 	Rate
+	// BySecond is the latency of the requests due in each second of the
+	// run: where in the run the slow ones were (a cold start, a stall).
+	BySecond []Latency `json:"by_second"`
 }
 
 // ReplayOne is one projection in the replay of all: Seconds (and

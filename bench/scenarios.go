@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -152,8 +153,15 @@ dispatch:
 	}
 	res.Reads = Reads{TargetPerSecond: r.o.ReadRate, Unanswered: total - n,
 		Rate: Rate{Count: total, Seconds: d.Seconds(), PerSecond: float64(n) / d.Seconds(), Latency: latencies(lat)}}
-	r.logf("GET balance at %.0f/s: %.0f/s answered, p50 %.2f ms, p99 %.2f ms, %d unanswered", r.o.ReadRate, res.Reads.PerSecond,
-		res.Reads.Latency.P50Ms, res.Reads.Latency.P99Ms, res.Reads.Unanswered)
+	perSecond := max(int(r.o.ReadRate), 1)
+	var p99s []string
+	for lo := 0; lo < total; lo += perSecond {
+		l := latencies(lat[lo:min(lo+perSecond, total)])
+		res.Reads.BySecond = append(res.Reads.BySecond, l)
+		p99s = append(p99s, fmt.Sprintf("%.1f", l.P99Ms))
+	}
+	r.logf("GET balance at %.0f/s: %.0f/s answered, p50 %.2f ms, p99 %.2f ms, %d unanswered; p99 of each second (ms): %s", r.o.ReadRate, res.Reads.PerSecond,
+		res.Reads.Latency.P50Ms, res.Reads.Latency.P99Ms, res.Reads.Unanswered, strings.Join(p99s, " "))
 	return nil
 }
 
