@@ -117,6 +117,9 @@ type Reads struct {
 	// Unanswered requests were not answered within the grace after the
 	// run: their latency is counted as of its end (a lower bound).
 	Unanswered int `json:"unanswered"`
+	// WarmUpSeconds is the time the unmeasured warm-up took: one read of
+	// each account first.
+	WarmUpSeconds float64 `json:"warm_up_seconds"`
 	Rate
 	// BySecond is the latency of the requests due in each second of the
 	// run: where in the run the slow ones were (a cold start, a stall).
