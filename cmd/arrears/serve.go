@@ -31,7 +31,8 @@ func serve(ctx context.Context, mode string) error {
 		return err
 	}
 	log = log.With("mode", mode)
-	log.Info("arrears starting", "version", version)
+	gc := tuneGC()
+	log.Info("arrears starting", "version", version, "gc", gc)
 
 	runAPI := mode == "serve" || mode == "api"
 	runRelay := mode == "serve" || mode == "relay"
