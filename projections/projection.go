@@ -277,24 +277,14 @@ func (en *Engine) Rebuild(ctx context.Context, p Projection, progress func(appli
 		var deferred []deferredIndex
 		indexesDeferred := false
 		cp = Checkpoint{}
-		var ahead <-chan page
+		pages := en.pages(ctx, cp.Checkpoint, rebuildPage)
 		for {
-			if ahead == nil {
-				ahead = en.readAhead(ctx, cp.Checkpoint, rebuildPage)
+			evs, err := pages.next()
+			if err != nil {
+				return err
 			}
-			pg := <-ahead
-			ahead = nil
-			if pg.err != nil {
-				return pg.err
-			}
-			evs := pg.events
 			if len(evs) == 0 {
 				break
-			}
-			if len(evs) == rebuildPage {
-				// The next page is read (on another connection) while
-				// this one is folded.
-				ahead = en.readAhead(ctx, evs[len(evs)-1].Checkpoint(), rebuildPage)
 			}
 			if cp.Seq > 0 && !indexesDeferred {
 				// A history of more than one page: the read indexes are
@@ -328,6 +318,40 @@ var rebuildPage = 5000
 type page struct {
 	events []domain.Event
 	err    error
+}
+
+// pager reads the history in pages of n events: after a full page, the
+// next one is read (on another connection) while the caller folds it.
+type pager struct {
+	en    *Engine
+	ctx   context.Context
+	n     int
+	from  domain.Checkpoint
+	ahead <-chan page
+}
+
+func (en *Engine) pages(ctx context.Context, from domain.Checkpoint, n int) *pager {
+	return &pager{en: en, ctx: ctx, n: n, from: from}
+}
+
+// next returns the next page (empty at the end of readable history).
+func (p *pager) next() ([]domain.Event, error) {
+	ahead := p.ahead
+	if ahead == nil {
+		ahead = p.en.readAhead(p.ctx, p.from, p.n)
+	}
+	p.ahead = nil
+	pg := <-ahead
+	if pg.err != nil {
+		return nil, pg.err
+	}
+	if len(pg.events) > 0 {
+		p.from = pg.events[len(pg.events)-1].Checkpoint()
+	}
+	if len(pg.events) == p.n {
+		p.ahead = p.en.readAhead(p.ctx, p.from, p.n)
+	}
+	return pg.events, nil
 }
 
 // readAhead reads up to n events after cp in the background (on a

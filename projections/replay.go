@@ -770,24 +770,16 @@ func (en *Engine) ReplayAll(ctx context.Context, ps []Projection, progress func(
 	// The shared fold: one page read (the next one read ahead while this
 	// one is folded), folded into every shadow concurrently.
 	var cp Checkpoint
-	var ahead <-chan page
+	pages := en.pages(ctx, cp.Checkpoint, shadowBatch)
 	for {
-		if ahead == nil {
-			ahead = en.readAhead(ctx, cp.Checkpoint, shadowBatch)
+		evs, err := pages.next()
+		if err != nil {
+			return cps, fmt.Errorf("projections: replay: %w", err)
 		}
-		pg := <-ahead
-		ahead = nil
-		if pg.err != nil {
-			return cps, fmt.Errorf("projections: replay: %w", pg.err)
-		}
-		evs := pg.events
 		if len(evs) == 0 {
 			break
 		}
 		next := Checkpoint{Seq: cp.Seq + int64(len(evs)), Checkpoint: evs[len(evs)-1].Checkpoint()}
-		if len(evs) == shadowBatch {
-			ahead = en.readAhead(ctx, next.Checkpoint, shadowBatch)
-		}
 		errs := make([]error, len(shadows))
 		var wg sync.WaitGroup
 		for i, s := range shadows {
@@ -815,9 +807,6 @@ func (en *Engine) ReplayAll(ctx context.Context, ps []Projection, progress func(
 		if len(evs) < shadowBatch {
 			break
 		}
-	}
-	if ahead != nil {
-		<-ahead // the read ahead of a page that turned out to be the last
 	}
 	for i, s := range shadows {
 		if err := s.finish(ctx, total, progressOf(s.p)); err != nil {
