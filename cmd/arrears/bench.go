@@ -174,11 +174,6 @@ func benchCmd(ctx context.Context, args []string) (err error) {
 	}
 	setup["api"] = "in this process on a loopback port; rate limit off; log level " + cfg.LogLevel + " to a file"
 	setup["workers"] = "relay and every projector in this process"
-	if gc := tuneGC(); gc != "" {
-		setup["gc"] = gc + " (as arrears serve sets them)"
-	} else {
-		setup["gc"] = "GOGC=" + os.Getenv("GOGC") + " GOMEMLIMIT=" + os.Getenv("GOMEMLIMIT") + " (from the environment)"
-	}
 
 	fmt.Fprintf(os.Stderr, "arrears bench: starting the platform (%s; NATS: %s)\n", setup["postgresql"], setup["nats"])
 	p, err := openPlatform(ctx, cfg, log, platformOptions{mode: "bench", nats: true})

@@ -31,8 +31,7 @@ func serve(ctx context.Context, mode string) error {
 		return err
 	}
 	log = log.With("mode", mode)
-	gc := tuneGC()
-	log.Info("arrears starting", "version", version, "gc", gc)
+	log.Info("arrears starting", "version", version)
 
 	runAPI := mode == "serve" || mode == "api"
 	runRelay := mode == "serve" || mode == "relay"
