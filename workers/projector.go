@@ -71,6 +71,20 @@ type Projector struct {
 	log    *slog.Logger
 
 	lastErr lastError
+
+	// members holds the members of the group whose last apply failed
+	// (used by the run goroutine only); memberErr reports them.
+	members   map[string]*memberFailure
+	memberErr lastError
+}
+
+// memberFailure is a member of a group that failed: the others go on, and
+// it is retried after its backoff, from its own checkpoint (the events it
+// missed meanwhile are a gap, filled from the event store).
+type memberFailure struct {
+	err     error
+	retryAt time.Time
+	backoff time.Duration
 }
 
 // NewProjector returns a runner for p alone (its consumer is named after it).
@@ -93,7 +107,7 @@ func NewProjectorGroup(name string, ps []projections.Projection, store *eventsto
 		names[i] = p.Name()
 	}
 	return &Projector{name: name, ps: ps, engine: projections.NewEngine(store), store: store, js: js, cfg: cfg.withDefaults(),
-		log: log.With("component", "projector", "projection", strings.Join(names, ","))}, nil
+		log: log.With("component", "projector", "projection", strings.Join(names, ",")), members: map[string]*memberFailure{}}, nil
 }
 
 // ConsumerName is the durable consumer of projection (or group) name.
@@ -208,13 +222,21 @@ func (w *Projector) run(ctx context.Context) error {
 				break merge
 			}
 		}
+		applied := 0
 		for _, p := range w.ps {
-			res, err := w.engine.Apply(ctx, p, events)
-			if err != nil {
-				w.lastErr.Set(err)
+			if w.member(ctx, p, events, func() (projections.Result, error) { return w.engine.Apply(ctx, p, events) }) {
+				applied++
+			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if applied == 0 {
+			// Nobody took the batch: not acked; the runner restarts.
+			if err := w.memberErr.Load(); err != nil {
 				return err
 			}
-			w.observe(p, res, events)
+			return errors.New("no projection applied the batch")
 		}
 		if err := last.Ack(); err != nil { // AckAll: acks every message up to it
 			w.log.Debug("ack failed; messages will be redelivered as duplicates", "err", err)
@@ -295,17 +317,65 @@ func (w *Projector) backfillIfBehind(ctx context.Context) error {
 		if n == 0 {
 			continue
 		}
-		res, err := w.engine.CatchUp(ctx, p, -1, w.cfg.BatchSize)
-		if err != nil {
-			return err
-		}
-		if res.Applied > 0 {
-			w.log.Info("nothing delivered while the event store is ahead: caught up from it",
-				"projection", p.Name(), "from", cp.Seq, "to", res.Checkpoint.Seq)
-		}
-		w.observe(p, res, nil)
+		w.member(ctx, p, nil, func() (projections.Result, error) {
+			res, err := w.engine.CatchUp(ctx, p, -1, w.cfg.BatchSize)
+			if err == nil && res.Applied > 0 {
+				w.log.Info("nothing delivered while the event store is ahead: caught up from it",
+					"projection", p.Name(), "from", cp.Seq, "to", res.Checkpoint.Seq)
+			}
+			return res, err
+		})
+	}
+	if len(w.members) == len(w.ps) {
+		return w.memberErr.Load()
 	}
 	return nil
+}
+
+// member runs apply for member p unless p failed lately and its retry is
+// not due, and reports whether it ran and succeeded. A failure is
+// recorded (LastError reports it) and p is retried after a backoff, while
+// the other members go on: one projection that cannot apply an event
+// (a bug, a full disk for its tables) does not hold the others back.
+func (w *Projector) member(ctx context.Context, p projections.Projection, events []projections.Sequenced, apply func() (projections.Result, error)) bool {
+	name := p.Name()
+	f := w.members[name]
+	if f != nil && time.Now().Before(f.retryAt) {
+		return false
+	}
+	res, err := apply()
+	if err != nil {
+		if ctx.Err() != nil {
+			return false
+		}
+		if f == nil {
+			f = &memberFailure{backoff: 100 * time.Millisecond}
+			w.members[name] = f
+		} else {
+			f.backoff = min(2*f.backoff, 5*time.Second)
+		}
+		f.err, f.retryAt = err, time.Now().Add(f.backoff) // (the engine names the projection)
+		w.log.Warn("projection failed; the group goes on without it until it retries", "failed", name, "err", err, "retry_in", f.backoff)
+		w.reportMembers()
+		return false
+	}
+	if f != nil {
+		delete(w.members, name)
+		w.log.Info("projection recovered", "recovered", name, "sequence", res.Checkpoint.Seq)
+		w.reportMembers()
+	}
+	w.observe(p, res, events)
+	return true
+}
+
+func (w *Projector) reportMembers() {
+	var errs []error
+	for _, p := range w.ps {
+		if f := w.members[p.Name()]; f != nil {
+			errs = append(errs, f.err)
+		}
+	}
+	w.memberErr.Set(errors.Join(errs...))
 }
 
 func (w *Projector) observe(p projections.Projection, res projections.Result, events []projections.Sequenced) {
@@ -371,8 +441,11 @@ func (w *Projector) Projections() []string {
 }
 
 // LastError returns the error that last stopped the runner from consuming
-// JetStream, nil while it consumes normally.
-func (w *Projector) LastError() error { return w.lastErr.Load() }
+// JetStream and those of the members whose last apply failed; nil while
+// every member consumes normally.
+func (w *Projector) LastError() error {
+	return errors.Join(w.lastErr.Load(), w.memberErr.Load())
+}
 
 // decode turns a relayed message into an event with its relay sequence.
 func decode(m jetstream.Msg) (projections.Sequenced, error) {

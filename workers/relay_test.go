@@ -3,12 +3,14 @@ package workers_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -281,4 +283,49 @@ func TestProjectorGroupSharesOneConsumer(t *testing.T) {
 	var versions int64
 	require.NoError(t, e.pool.QueryRow(context.Background(), `SELECT sum(version) FROM stream_heads`).Scan(&versions))
 	assert.Equal(t, int64(100), versions, "stream heads: 5 streams at version 20")
+}
+
+// gated is a projection whose Apply fails until open is set; ok counts the
+// events of its successful applies.
+type gated struct {
+	open atomic.Bool
+	ok   atomic.Int64
+}
+
+func (*gated) Name() string                { return "gated" }
+func (*gated) Tables() []projections.Table { return nil }
+func (g *gated) Apply(_ context.Context, _ pgx.Tx, events []domain.Event) error {
+	if !g.open.Load() {
+		return errors.New("gated shut")
+	}
+	g.ok.Add(int64(len(events)))
+	return nil
+}
+
+// TestProjectorGroupIsolatesAFailingMember: a member that cannot apply does
+// not hold the others back; it is retried and, once it can, catches up
+// from its own checkpoint with every event once.
+func TestProjectorGroupIsolatesAFailingMember(t *testing.T) {
+	e := newEnv(t, "")
+	e.relay(relayDefaults())
+	g := &gated{}
+	w, err := workers.NewProjectorGroup("iso", []projections.Projection{projections.StreamHeads{}, g}, e.store, e.nc,
+		workers.ProjectorConfig{NATS: e.topo, MaxWait: 100 * time.Millisecond, BatchSize: 20}, logger)
+	require.NoError(t, err)
+	run(t, w.Run)
+	e.appendN(100, 5)
+	eventually(t, 10*time.Second, "stream_heads at 100 while gated fails", func() bool { return e.projectionSeq("stream_heads") == 100 })
+	c, err := e.js.Consumer(context.Background(), e.topo.Stream, workers.ConsumerName("iso"))
+	require.NoError(t, err)
+	eventually(t, 10*time.Second, "JetStream acked up to 100 (the group consumes, not only the event-store fallback)", func() bool {
+		info, err := c.Info(context.Background())
+		return err == nil && info.AckFloor.Stream == 100
+	})
+	assert.Zero(t, e.projectionSeq("gated"))
+	require.ErrorContains(t, w.LastError(), "gated: apply: gated shut")
+
+	g.open.Store(true)
+	eventually(t, 15*time.Second, "gated at 100 once it can apply", func() bool { return e.projectionSeq("gated") == 100 })
+	assert.Equal(t, int64(100), g.ok.Load(), "every event applied once")
+	eventually(t, 5*time.Second, "no error reported", func() bool { return w.LastError() == nil })
 }
