@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -74,8 +75,9 @@ type Projector struct {
 
 	// members holds the members of the group whose last apply failed
 	// (used by the run goroutine only); memberErr reports them.
-	members   map[string]*memberFailure
-	memberErr lastError
+	members     map[string]*memberFailure
+	memberErr   lastError
+	memberErrOf atomic.Pointer[map[string]error] // snapshot for readers
 }
 
 // memberFailure is a member of a group that failed: the others go on, and
@@ -370,12 +372,28 @@ func (w *Projector) member(ctx context.Context, p projections.Projection, events
 
 func (w *Projector) reportMembers() {
 	var errs []error
+	of := map[string]error{}
 	for _, p := range w.ps {
 		if f := w.members[p.Name()]; f != nil {
 			errs = append(errs, f.err)
+			of[p.Name()] = f.err
 		}
 	}
 	w.memberErr.Set(errors.Join(errs...))
+	w.memberErrOf.Store(&of)
+}
+
+// ProjectionError returns what keeps projection name of w from being
+// current: the error that stopped w consuming JetStream, or the
+// projection's own last failure; nil while it consumes normally.
+func (w *Projector) ProjectionError(name string) error {
+	if err := w.lastErr.Load(); err != nil {
+		return err
+	}
+	if of := w.memberErrOf.Load(); of != nil {
+		return (*of)[name]
+	}
+	return nil
 }
 
 func (w *Projector) observe(p projections.Projection, res projections.Result, events []projections.Sequenced) {

@@ -323,9 +323,11 @@ func TestProjectorGroupIsolatesAFailingMember(t *testing.T) {
 	})
 	assert.Zero(t, e.projectionSeq("gated"))
 	require.ErrorContains(t, w.LastError(), "gated: apply: gated shut")
+	require.ErrorContains(t, w.ProjectionError("gated"), "gated shut")
+	require.NoError(t, w.ProjectionError("stream_heads"), "only the failing member is reported")
 
 	g.open.Store(true)
 	eventually(t, 15*time.Second, "gated at 100 once it can apply", func() bool { return e.projectionSeq("gated") == 100 })
 	assert.Equal(t, int64(100), g.ok.Load(), "every event applied once")
-	eventually(t, 5*time.Second, "no error reported", func() bool { return w.LastError() == nil })
+	eventually(t, 5*time.Second, "no error reported", func() bool { return w.LastError() == nil && w.ProjectionError("gated") == nil })
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -94,12 +93,12 @@ func serve(ctx context.Context, mode string) error {
 			detail := map[string]any{}
 			var failed error
 			for _, pr := range projectors {
-				d := map[string]any{"consumer": workers.ConsumerName(pr.Name())}
-				if err := pr.LastError(); err != nil {
-					d["error"] = err.Error()
-					failed = fmt.Errorf("projections %s are not consuming JetStream: %w", strings.Join(pr.Projections(), ", "), err)
-				}
 				for _, name := range pr.Projections() {
+					d := map[string]any{"consumer": workers.ConsumerName(pr.Name())}
+					if err := pr.ProjectionError(name); err != nil {
+						d["error"] = err.Error()
+						failed = fmt.Errorf("projection %s is not current: %w", name, err)
+					}
 					detail[name] = d
 				}
 			}
