@@ -68,9 +68,8 @@ type shadow struct {
 	schema string // the shadow schema
 	tag    string // random part of the schema names
 	tables []liveTable
-	cp     Checkpoint  // what the shadow tables hold (committed)
-	ahead  <-chan page // the page after cp, being read (after a full batch)
-	aheadN int         // of at most aheadN events
+	cp     Checkpoint // what the shadow tables hold (committed)
+	pages  *pager     // reading from cp (nil: start one at the next batch)
 	// deferred are the read indexes dropped from the shadow tables until
 	// the history is folded.
 	deferred        []deferredIndex
@@ -550,25 +549,17 @@ func (s *shadow) batch(ctx context.Context, n int) (int, error) {
 	if n <= 0 {
 		return 0, nil
 	}
-	ahead := s.ahead
-	if ahead == nil || s.aheadN != n { // (a page of another size would overshoot a verify's target)
-		ahead = s.en.readAhead(ctx, s.cp.Checkpoint, n)
+	if s.pages == nil || s.pages.n != n { // (a page of another size would overshoot a verify's target)
+		s.pages = s.en.pages(ctx, s.cp.Checkpoint, n)
 	}
-	s.ahead = nil
-	pg := <-ahead
-	if pg.err != nil {
-		return 0, pg.err
-	}
-	evs := pg.events
-	if len(evs) == 0 {
-		return 0, nil
+	evs, err := s.pages.next()
+	if err != nil || len(evs) == 0 {
+		s.pages = nil
+		return 0, err
 	}
 	cp := Checkpoint{Seq: s.cp.Seq + int64(len(evs)), Checkpoint: evs[len(evs)-1].Checkpoint()}
-	if len(evs) == n {
-		s.ahead, s.aheadN = s.en.readAhead(ctx, cp.Checkpoint, n), n
-	}
 	if err := s.fold(ctx, evs, cp); err != nil {
-		s.ahead = nil
+		s.pages = nil
 		return 0, err
 	}
 	return len(evs), nil

@@ -74,10 +74,9 @@ type Projector struct {
 	lastErr lastError
 
 	// members holds the members of the group whose last apply failed
-	// (used by the run goroutine only); memberErr reports them.
-	members     map[string]*memberFailure
-	memberErr   lastError
-	memberErrOf atomic.Pointer[map[string]error] // snapshot for readers
+	// (used by the run goroutine only); failed is its errors, for readers.
+	members map[string]*memberFailure
+	failed  atomic.Pointer[map[string]error]
 }
 
 // memberFailure is a member of a group that failed: the others go on, and
@@ -104,12 +103,10 @@ func NewProjectorGroup(name string, ps []projections.Projection, store *eventsto
 	if err != nil {
 		return nil, fmt.Errorf("projector %s: %w", name, err)
 	}
-	names := make([]string, len(ps))
-	for i, p := range ps {
-		names[i] = p.Name()
-	}
-	return &Projector{name: name, ps: ps, engine: projections.NewEngine(store), store: store, js: js, cfg: cfg.withDefaults(),
-		log: log.With("component", "projector", "projection", strings.Join(names, ",")), members: map[string]*memberFailure{}}, nil
+	w := &Projector{name: name, ps: ps, engine: projections.NewEngine(store), store: store, js: js, cfg: cfg.withDefaults(),
+		members: map[string]*memberFailure{}}
+	w.log = log.With("component", "projector", "projection", strings.Join(w.Projections(), ","))
+	return w, nil
 }
 
 // ConsumerName is the durable consumer of projection (or group) name.
@@ -198,7 +195,7 @@ func (w *Projector) run(ctx context.Context) error {
 			w.lastErr.Set(fb.err)
 			return fmt.Errorf("fetch: %w", fb.err)
 		}
-		if fb.msgs == 0 {
+		if fb.last == nil {
 			idle++
 			if idle >= w.cfg.IdleBackfill {
 				idle = 0
@@ -215,7 +212,7 @@ func (w *Projector) run(ctx context.Context) error {
 		for range maxMerge - 1 {
 			select {
 			case more := <-fetched:
-				if more.err != nil || more.msgs == 0 {
+				if more.err != nil || more.last == nil {
 					held = &more // handled on the next round
 					break merge
 				}
@@ -235,7 +232,7 @@ func (w *Projector) run(ctx context.Context) error {
 		}
 		if applied == 0 {
 			// Nobody took the batch: not acked; the runner restarts.
-			if err := w.memberErr.Load(); err != nil {
+			if err := w.membersError(); err != nil {
 				return err
 			}
 			return errors.New("no projection applied the batch")
@@ -253,11 +250,10 @@ const (
 	maxMerge        = 4
 )
 
-// fetchedBatch is one fetch: its decoded events, the number of messages
-// and the last one (to ack), or the error that ended fetching.
+// fetchedBatch is one fetch: its decoded events and its last message (to
+// ack; nil: the fetch came back empty), or the error that ended fetching.
 type fetchedBatch struct {
 	events []projections.Sequenced
-	msgs   int
 	last   jetstream.Msg
 	err    error
 }
@@ -286,7 +282,7 @@ func (w *Projector) fetch(ctx context.Context, cons jetstream.Consumer, out chan
 			if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 				w.log.Debug("fetch ended", "err", err)
 			}
-			if fb.msgs = len(msgs); fb.msgs > 0 {
+			if len(msgs) > 0 {
 				fb.last = msgs[len(msgs)-1]
 			}
 		}
@@ -329,7 +325,7 @@ func (w *Projector) backfillIfBehind(ctx context.Context) error {
 		})
 	}
 	if len(w.members) == len(w.ps) {
-		return w.memberErr.Load()
+		return w.membersError()
 	}
 	return nil
 }
@@ -370,17 +366,28 @@ func (w *Projector) member(ctx context.Context, p projections.Projection, events
 	return true
 }
 
+// reportMembers publishes the members' failures for readers.
 func (w *Projector) reportMembers() {
+	failed := make(map[string]error, len(w.members))
+	for name, f := range w.members {
+		failed[name] = f.err
+	}
+	w.failed.Store(&failed)
+}
+
+// membersError joins the failures of the members, in their order.
+func (w *Projector) membersError() error {
+	failed := w.failed.Load()
+	if failed == nil {
+		return nil
+	}
 	var errs []error
-	of := map[string]error{}
 	for _, p := range w.ps {
-		if f := w.members[p.Name()]; f != nil {
-			errs = append(errs, f.err)
-			of[p.Name()] = f.err
+		if err := (*failed)[p.Name()]; err != nil {
+			errs = append(errs, err)
 		}
 	}
-	w.memberErr.Set(errors.Join(errs...))
-	w.memberErrOf.Store(&of)
+	return errors.Join(errs...)
 }
 
 // ProjectionError returns what keeps projection name of w from being
@@ -390,8 +397,8 @@ func (w *Projector) ProjectionError(name string) error {
 	if err := w.lastErr.Load(); err != nil {
 		return err
 	}
-	if of := w.memberErrOf.Load(); of != nil {
-		return (*of)[name]
+	if failed := w.failed.Load(); failed != nil {
+		return (*failed)[name]
 	}
 	return nil
 }
@@ -462,7 +469,7 @@ func (w *Projector) Projections() []string {
 // JetStream and those of the members whose last apply failed; nil while
 // every member consumes normally.
 func (w *Projector) LastError() error {
-	return errors.Join(w.lastErr.Load(), w.memberErr.Load())
+	return errors.Join(w.lastErr.Load(), w.membersError())
 }
 
 // decode turns a relayed message into an event with its relay sequence.
