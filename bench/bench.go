@@ -87,6 +87,14 @@ type Env struct {
 	// scenario (<n>-<scenario>.pprof) and a heap profile at its end
 	// (<n>-<scenario>.heap.pprof).
 	ProfileDir string
+	// PauseProbe, if set, is the command of the pause probe (a process of
+	// its own running RunPauseProbe): the machine's stalls are then
+	// reported per scenario, and the reads also without the requests due
+	// in one.
+	PauseProbe []string
+	// TraceDir, if set, receives a runtime execution trace of this
+	// process per scenario (<n>-<scenario>.trace, for go tool trace).
+	TraceDir string
 	// PostgresPID is the postmaster of a private cluster, whose CPU time
 	// (with its backends') is reported per scenario; 0 for none.
 	PostgresPID int
@@ -105,6 +113,12 @@ func Run(ctx context.Context, env Env, o Options) (*Results, error) {
 	res.Machine, res.Git = machine(ctx, env.Pool), GitInfo()
 	start := time.Now()
 
+	if len(env.PauseProbe) > 0 {
+		if r.probe, err = startPauseProbe(env.PauseProbe); err != nil {
+			return nil, err
+		}
+		defer r.probe.stop()
+	}
 	r.logf("setting up %d debtors and accounts", o.Accounts)
 	if err := r.setup(ctx); err != nil {
 		return nil, fmt.Errorf("bench: setup: %w", err)
@@ -121,7 +135,7 @@ func Run(ctx context.Context, env Env, o Options) (*Results, error) {
 		{"reads", "GET balance at a fixed rate", r.reads},
 		{"replay", "replay of every projection", r.replay},
 	}
-	res.CPU, res.DB = map[string]CPUUse{}, map[string]DBUse{}
+	res.CPU, res.DB, res.Pauses = map[string]CPUUse{}, map[string]DBUse{}, map[string]PauseUse{}
 	var prevKey string
 	var prevDB dbSnap
 	for i, s := range steps {
@@ -137,10 +151,23 @@ func Run(ctx context.Context, env Env, o Options) (*Results, error) {
 		if err != nil {
 			return nil, err
 		}
+		stopTrace, err := startTrace(env.TraceDir, fmt.Sprintf("%d-%s.trace", i+1, s.key))
+		if err != nil {
+			stopProfile()
+			return nil, err
+		}
 		t, c := time.Now(), cpuNow(env.PostgresPID)
 		err = s.fn(ctx, res)
-		res.CPU[s.key] = cpuNow(env.PostgresPID).since(c, time.Since(t))
+		end := time.Now()
+		res.CPU[s.key] = cpuNow(env.PostgresPID).since(c, end.Sub(t))
+		stopTrace()
 		stopProfile()
+		if err == nil && r.probe != nil {
+			var ps []Pause
+			if ps, err = r.probe.pauses(t, end); err == nil {
+				res.Pauses[s.key] = pauseUse(ps, t, end)
+			}
+		}
 		if err == nil {
 			err = writeHeapProfile(env.ProfileDir, fmt.Sprintf("%d-%s.heap.pprof", i+1, s.key))
 		}

@@ -35,6 +35,7 @@ type runner struct {
 	nextRef atomic.Int64
 	names   []string // every projection
 	idem    atomic.Int64
+	probe   *pauseProbe // nil without Env.PauseProbe
 }
 
 func newRunner(env Env, o Options) (*runner, error) {

@@ -175,6 +175,31 @@ dispatch:
 	}
 	r.logf("GET balance at %.0f/s: %.0f/s answered, p50 %.2f ms, p99 %.2f ms, %d unanswered; p99 of each second (ms): %s", r.o.ReadRate, res.Reads.PerSecond,
 		res.Reads.Latency.P50Ms, res.Reads.Latency.P99Ms, res.Reads.Unanswered, strings.Join(p99s, " "))
+	if r.probe == nil {
+		return nil
+	}
+	// The same requests without those the machine held up: due in a pause
+	// of the machine the probe saw, or while its backlog drained.
+	pauses, err := r.probe.pauses(start, due(total))
+	if err != nil {
+		return err
+	}
+	dues := make([]time.Time, total)
+	for i := range dues {
+		dues[i] = due(i)
+	}
+	var outside []time.Duration
+	for i, in := range inPause(dues, pauses) {
+		if in {
+			res.Reads.InPauses++
+		} else {
+			outside = append(outside, lat[i])
+		}
+	}
+	l := latencies(outside)
+	res.Reads.OutsidePauses = &l
+	r.logf("GET balance: %d of %d requests were due in a machine pause of ≥ %s or its backlog; the others: p50 %.2f ms, p99 %.2f ms",
+		res.Reads.InPauses, total, PauseCounted, l.P50Ms, l.P99Ms)
 	return nil
 }
 

@@ -62,6 +62,9 @@ func benchCmd(ctx context.Context, args []string) (err error) {
 	idem := fs.Bool("idempotency", false, "send an Idempotency-Key with every write")
 	out := fs.String("out", "", "JSON results file (default bench/results/<YYYY-MM-DD>.json)")
 	profDir := fs.String("cpuprofile", "", "write a CPU profile of this process per scenario into this directory")
+	traceDir := fs.String("trace", "", "write a runtime execution trace of this process per scenario into this directory (go tool trace)")
+	probe := fs.Bool("pause-probe", false, "internal: run only the pause probe the bench starts as a process of its own (it sleeps 1 ms at a time and reports each late wake on stdout until stdin ends)")
+	noProbe := fs.Bool("no-pause-probe", false, "do not run the pause probe (no machine pauses in the report)")
 	keep := fs.Bool("keep", false, "keep the database (and the private cluster's directory and the server log)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -71,6 +74,9 @@ func benchCmd(ctx context.Context, args []string) (err error) {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("bench takes no arguments, got %s", strings.Join(fs.Args(), " "))
+	}
+	if *probe {
+		return bench.RunPauseProbe(ctx, os.Stdin, os.Stdout)
 	}
 	o := full
 	if *quick {
@@ -241,7 +247,14 @@ func benchCmd(ctx context.Context, args []string) (err error) {
 	}
 	defer pool.Close()
 
-	env := bench.Env{BaseURL: "http://" + ln.Addr().String(), APIKey: secret, Pool: pool, Store: p.store, Log: os.Stderr, Setup: setup, ProfileDir: *profDir}
+	env := bench.Env{BaseURL: "http://" + ln.Addr().String(), APIKey: secret, Pool: pool, Store: p.store, Log: os.Stderr, Setup: setup, ProfileDir: *profDir, TraceDir: *traceDir}
+	if !*noProbe {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("bench: the pause probe: %w", err)
+		}
+		env.PauseProbe = []string{exe, "bench", "-pause-probe"}
+	}
 	if p.pg != nil {
 		if b, err := os.ReadFile(filepath.Join(p.pg.DataDir(), "postmaster.pid")); err == nil {
 			first, _, _ := strings.Cut(string(b), "\n")
@@ -280,6 +293,15 @@ func benchCmd(ctx context.Context, args []string) (err error) {
 	}
 	fmt.Printf("\nCPU cores busy (this process / its private PostgreSQL, ? if not private / whole machine, of %d): %s.\n", m.CPUs, strings.Join(cpu, ", "))
 	fmt.Printf("PostgreSQL server (write transactions / WAL, to the projections caught up): %s.\n", strings.Join(db, ", "))
+	if len(res.Pauses) > 0 {
+		var ps []string
+		for _, k := range []string{"ingest", "lag80", "baselines", "singles", "single_rows", "reads", "replay"} {
+			if u, ok := res.Pauses[k]; ok {
+				ps = append(ps, fmt.Sprintf("%s %d (max %.0f ms, %.1f %%)", k, u.Count, u.MaxMs, 100*u.Share))
+			}
+		}
+		fmt.Printf("Machine pauses (a process of its own sleeping 1 ms at a time woke ≥ 10 ms late: count, longest, share of the time it was held up): %s.\n", strings.Join(ps, ", "))
+	}
 	if len(contended) > 0 {
 		fmt.Printf("WARNING: other processes kept CPU cores busy during %s: those figures understate this machine.\n", strings.Join(contended, ", "))
 	}

@@ -74,7 +74,12 @@ func TestBenchQuick(t *testing.T) {
 			Latency   struct {
 				P99 float64 `json:"p99_ms"`
 			}
+			Outside  *struct{ Count int } `json:"outside_machine_pauses"`
+			InPauses int                  `json:"due_in_machine_pauses"`
 		}
+		Pauses map[string]struct {
+			Share *float64 `json:"share_of_time"`
+		} `json:"machine_pauses"`
 		Replay struct {
 			EventsPerSecond float64 `json:"events_per_second"`
 			Projections     []struct {
@@ -110,6 +115,15 @@ func TestBenchQuick(t *testing.T) {
 	for _, p := range res.Replay.Projections {
 		require.Positive(t, p.EventsPerSecond, p.Name)
 	}
+	// The pause probe ran beside every scenario; every read is either
+	// due in a machine pause or counted without them.
+	require.Len(t, res.Pauses, 7, "machine pauses per scenario: %v", res.Pauses)
+	for k, u := range res.Pauses {
+		require.NotNil(t, u.Share, k)
+		require.True(t, *u.Share >= 0 && *u.Share <= 1, "%s: %v", k, *u.Share)
+	}
+	require.NotNil(t, res.Reads.Outside)
+	require.Equal(t, res.Reads.Count, res.Reads.Outside.Count+res.Reads.InPauses)
 	require.Len(t, res.Targets, 7)
 	for _, tg := range res.Targets {
 		require.Contains(t, []string{"yes", "no", "n/a"}, tg.Met, tg.Name)
