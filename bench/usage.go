@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -121,28 +122,19 @@ func (c cpuSnap) since(before cpuSnap, d time.Duration) CPUUse {
 // startProfile writes a CPU profile of this process to dir/name until the
 // returned function is called; with no dir it does nothing.
 func startProfile(dir, name string) (stop func(), err error) {
-	if dir == "" {
-		return func() {}, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	f, err := os.Create(filepath.Join(dir, name))
-	if err != nil {
-		return nil, err
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+	return startCapture(dir, name, pprof.StartCPUProfile, pprof.StopCPUProfile)
 }
 
-// startTrace starts a runtime execution trace into dir/name (go tool
-// trace: goroutine scheduling, GC phases, syscalls and blocking, for
-// latency stalls a CPU profile does not show); with no dir it does
-// nothing.
+// startTrace writes a runtime execution trace to dir/name until the
+// returned function is called (go tool trace: goroutine scheduling, GC
+// phases, syscalls and blocking, for latency stalls a CPU profile does not
+// show); with no dir it does nothing.
 func startTrace(dir, name string) (stop func(), err error) {
+	return startCapture(dir, name, trace.Start, trace.Stop)
+}
+
+// startCapture creates dir/name and starts a capture into it.
+func startCapture(dir, name string, start func(io.Writer) error, end func()) (stop func(), err error) {
 	if dir == "" {
 		return func() {}, nil
 	}
@@ -153,11 +145,11 @@ func startTrace(dir, name string) (stop func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := trace.Start(f); err != nil {
+	if err := start(f); err != nil {
 		f.Close()
 		return nil, err
 	}
-	return func() { trace.Stop(); f.Close() }, nil
+	return func() { end(); f.Close() }, nil
 }
 
 // writeHeapProfile writes a heap profile (after a GC) to dir/name; with no
