@@ -48,11 +48,12 @@ func RunPauseProbe(ctx context.Context, stdin io.Reader, w io.Writer) error {
 			cancel()
 		}()
 	}
+	// The clock starts before "ready": a stall right after it counts.
+	prev := time.Now()
+	beat := prev
 	if _, err := fmt.Fprintln(w, "ready"); err != nil {
 		return err
 	}
-	prev := time.Now()
-	beat := prev
 	for ctx.Err() == nil {
 		time.Sleep(probeSleep)
 		now := time.Now()
