@@ -275,8 +275,11 @@ func benchCmd(ctx context.Context, args []string) (err error) {
 	if err := res.WriteTable(os.Stdout); err != nil {
 		return err
 	}
-	var cpu, db, contended []string
+	var cpu, db, contended, pauses []string
 	for _, k := range []string{"ingest", "lag80", "baselines", "singles", "single_rows", "reads", "replay"} {
+		if u, ok := res.Pauses[k]; ok {
+			pauses = append(pauses, fmt.Sprintf("%s %d (max %.0f ms, %.1f %%)", k, u.Count, u.MaxMs, 100*u.Share))
+		}
 		if c, ok := res.CPU[k]; ok {
 			pg := "?"
 			if c.PostgresCores != nil {
@@ -293,14 +296,8 @@ func benchCmd(ctx context.Context, args []string) (err error) {
 	}
 	fmt.Printf("\nCPU cores busy (this process / its private PostgreSQL, ? if not private / whole machine, of %d): %s.\n", m.CPUs, strings.Join(cpu, ", "))
 	fmt.Printf("PostgreSQL server (write transactions / WAL, to the projections caught up): %s.\n", strings.Join(db, ", "))
-	if len(res.Pauses) > 0 {
-		var ps []string
-		for _, k := range []string{"ingest", "lag80", "baselines", "singles", "single_rows", "reads", "replay"} {
-			if u, ok := res.Pauses[k]; ok {
-				ps = append(ps, fmt.Sprintf("%s %d (max %.0f ms, %.1f %%)", k, u.Count, u.MaxMs, 100*u.Share))
-			}
-		}
-		fmt.Printf("Machine pauses (a process of its own sleeping 1 ms at a time woke ≥ 10 ms late: count, longest, share of the time it was held up): %s.\n", strings.Join(ps, ", "))
+	if len(pauses) > 0 {
+		fmt.Printf("Machine pauses (a process of its own sleeping 1 ms at a time woke ≥ 10 ms late: count, longest, share of the time it was held up): %s.\n", strings.Join(pauses, ", "))
 	}
 	if len(contended) > 0 {
 		fmt.Printf("WARNING: other processes kept CPU cores busy during %s: those figures understate this machine.\n", strings.Join(contended, ", "))
